@@ -1,0 +1,74 @@
+// The contract between one TCP connection (sans-IO, in tcp/), the stack that
+// demultiplexes segments to it, and the socket facade (api/net.ts) on top.
+// Addresses are IPv4 as uint32 numbers; time is milliseconds (float) passed in as `now`.
+
+import type { TcpSegmentOut } from '../wire/tcp.js';
+
+/** RFC 9293 section 3.3.2 states. */
+export type TcpState =
+  | 'CLOSED'
+  | 'LISTEN'
+  | 'SYN-SENT'
+  | 'SYN-RECEIVED'
+  | 'ESTABLISHED'
+  | 'FIN-WAIT-1'
+  | 'FIN-WAIT-2'
+  | 'CLOSE-WAIT'
+  | 'CLOSING'
+  | 'LAST-ACK'
+  | 'TIME-WAIT';
+
+/** Node's error codes for the ways a connection can fail. */
+export type TcpErrorCode =
+  | 'ECONNREFUSED'
+  | 'ECONNRESET'
+  | 'ETIMEDOUT'
+  | 'EHOSTUNREACH'
+  | 'ENETUNREACH'
+  | 'ECONNABORTED'
+  | 'EPIPE';
+
+export interface FourTuple {
+  localAddress: number;
+  localPort: number;
+  remoteAddress: number;
+  remotePort: number;
+}
+
+/** What a connection tells its owner (the socket facade, or a test). */
+export interface TcpConnectionEvents {
+  /** The three-way handshake completed (active or passive open). */
+  established(): void;
+  /**
+   * In-order bytes arrived. The chunk may alias the received packet and may be retained.
+   * Delivered bytes count against the receive window until the owner calls consume().
+   */
+  data(chunk: Uint8Array): void;
+  /** The peer sent FIN: no more data will arrive. */
+  fin(): void;
+  /** Send-buffer space became available after send() accepted fewer bytes than offered. */
+  sendSpace(): void;
+  /** The connection is finished (CLOSED, or TIME-WAIT entered after a clean close
+   * when the owner no longer needs it). `error` is null for an orderly close. Last event. */
+  closed(error: TcpErrorCode | null): void;
+}
+
+/** What a connection needs from the stack around it. */
+export interface TcpEnv {
+  /** Emit one segment for this connection's four-tuple, now. The stack serialises it at once. */
+  output(tuple: FourTuple, segment: TcpSegmentOut): void;
+  /** The connection's next deadline changed; the stack reschedules its single timer. */
+  deadlineChanged(conn: TcpConnectionLike): void;
+  /** The connection reached CLOSED and must leave the demultiplexing table. */
+  removed(conn: TcpConnectionLike): void;
+}
+
+/** The parts of a connection the stack relies on. */
+export interface TcpConnectionLike {
+  readonly tuple: FourTuple;
+  readonly state: TcpState;
+  /** Absolute time (ms) of the next timer, or Infinity. */
+  readonly deadline: number;
+  /** Run whatever timers are due at `now`. */
+  poll(now: number): void;
+}
