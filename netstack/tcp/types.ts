@@ -72,3 +72,58 @@ export interface TcpConnectionLike {
   /** Run whatever timers are due at `now`. */
   poll(now: number): void;
 }
+
+/** The connection surface the socket facade uses (implemented by tcp/connection.ts). */
+export interface TcpConnectionApi extends TcpConnectionLike {
+  /** Replaceable: a passive connection gets its owner's events when it is accepted. */
+  events: TcpConnectionEvents;
+  /**
+   * Queue bytes for sending; returns how many were accepted (0..length) given the send
+   * buffer's space. The connection may keep a reference to `data`: callers must not
+   * modify it afterwards. Segments go out at once where the window and Nagle allow.
+   */
+  send(data: Uint8Array, now: number): number;
+  /** Free space in the send buffer. */
+  readonly sendSpace: number;
+  /** Bytes accepted by send() and not yet acknowledged by the peer. */
+  readonly sendBuffered: number;
+  /** Half-close: FIN after all queued data (RFC 9293 section 3.10.4). */
+  shutdown(now: number): void;
+  /** Abort: RST if synchronized, then CLOSED; emits closed(null) (RFC 9293 section 3.10.5). */
+  abort(now: number): void;
+  /** The owner has consumed `bytes` of delivered data: reopen the receive window. */
+  consume(bytes: number, now: number): void;
+  setNoDelay(noDelay: boolean, now: number): void;
+  setKeepAlive(enable: boolean, initialDelayMs: number, now: number): void;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+}
+
+export interface TcpListenerHandle {
+  readonly localPort: number;
+  /** Stop accepting; established connections are not affected. */
+  close(): void;
+}
+
+export interface TcpConnectOptions {
+  localPort?: number;
+  noDelay?: boolean;
+}
+
+/** The TCP surface of a Stack (`stack.tcp`), used by the facade and by simulation tests. */
+export interface TcpHost {
+  now(): number;
+  readonly localAddress: number;
+  connect(
+    remoteAddress: number,
+    remotePort: number,
+    events: TcpConnectionEvents,
+    options?: TcpConnectOptions,
+  ): TcpConnectionApi | 'EADDRINUSE' | 'EADDRNOTAVAIL';
+  /** localPort 0 picks an ephemeral port. */
+  listen(
+    localPort: number,
+    options: { backlog?: number },
+    onConnection: (conn: TcpConnectionApi) => void,
+  ): TcpListenerHandle | 'EADDRINUSE';
+}
