@@ -1,0 +1,325 @@
+// `imach join`: put this machine on the imaginary network through a TUN device.
+
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createLogger, type Logger } from '../hostfn/log.js';
+import { resolvedAvailable, isInterfaceName, isIPv4, execRunner, type CommandRunner } from '../join/iproute.js';
+import { DEFAULT_DEV, JoinSession, isJoinError, type JoinEnd, type JoinError, type JoinOptions } from '../join/join-session.js';
+import { checkTunPrerequisites } from '../join/preflight.js';
+import { UserspaceSession, parseForward, type ForwardSpec, type UserspaceOptions } from '../join/userspace.js';
+import { loadOrCreateSecret, mintToken } from '../relay/auth.js';
+import { isDnsLabel, isManifestError, loadManifest } from '../relay/manifest.js';
+import { DEFAULT_TOKEN_TTL_S } from '../relay/protocol.js';
+
+/** Exit codes of `imach join`. */
+export const JOIN_EXIT = {
+  /** left on Ctrl-C / SIGTERM, or the relay asked us to leave */
+  ok: 0,
+  /** the session failed after it was up (relay gone for good, device error) */
+  failed: 1,
+  /** bad flags or manifest */
+  usage: 2,
+  /** this machine lacks something TUN mode needs (root, /dev/net/tun, the addon, ip) */
+  missing: 3,
+  /** the relay refused the token (HTTP 401/403) */
+  refused: 4,
+  /** the relay could not be reached or broke the protocol */
+  unreachable: 5,
+  /** the device was created but could not be configured */
+  config: 6,
+  /** a userspace listener (SOCKS5, --forward) could not be opened */
+  listen: 7,
+} as const;
+
+export const JOIN_USAGE = `usage: imach join --relay <ws://host:port> --token <token> [options]
+       imach join --manifest <imach.yaml> [--host <name>] [options]
+       imach join --userspace [--socks <host:port>] [--forward <[bind:]port:host:port>]... ...
+
+Put this machine on the imaginary network through a TUN device, so that ping, curl, psql
+or a browser reach the application's hosts by address (and by name with --dns).
+With --userspace it needs neither root nor TUN: a TCP/IP stack in this process carries
+connections made through a SOCKS5 proxy or port forwards on loopback.
+
+  --relay <url>       the relay (ws:// or wss://); default with --manifest: its listen address
+  --token <token>     a join token (or IMACH_TOKEN in the environment)
+  --manifest <file>   take the relay from the manifest and mint a token with the network
+                      secret in the state directory (IMACH_SECRET overrides it)
+  --host <name>       host name to join as when minting a token (default: laptop)
+  --state-dir <dir>   where the secret lives (default: .imach beside the manifest)
+  --ttl <seconds>     lifetime of a minted token (default: ${DEFAULT_TOKEN_TTL_S})
+  --dev <name>        TUN device name (default: ${DEFAULT_DEV})
+  --dns               resolve *.<domain> through the relay (systemd-resolved split DNS)
+  --userspace         join without TUN or root (TCP through SOCKS5 and forwards only)
+  --socks <addr>      SOCKS5 listen address with --userspace (default 127.0.0.1:1080;
+                      'off' for none), e.g. curl --socks5-hostname 127.0.0.1:1080 http://web.imach/
+  --forward <spec>    with --userspace: [bind:]localPort:host:port, e.g. 8080:web:80 (repeatable)
+  -h, --help          this text
+
+TUN mode needs root (or CAP_NET_ADMIN), /dev/net/tun and the TUN addon. Ctrl-C leaves the
+network and removes the device and its route.
+
+exit codes: 0 left normally, 1 failed while joined, 2 usage, 3 missing prerequisite,
+4 token refused, 5 relay unreachable, 6 interface configuration failed, 7 a userspace
+listener could not be opened`;
+
+export interface JoinCliArgs {
+  relay?: string;
+  token?: string;
+  manifest?: string;
+  host: string;
+  stateDir?: string;
+  ttl: number;
+  dev: string;
+  dns: boolean;
+  userspace: boolean;
+  socks: { host: string; port: number } | null;
+  forwards: ForwardSpec[];
+  help: boolean;
+}
+
+/** Parse the flags after `join`. Never throws: a string says what is wrong. */
+export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): JoinCliArgs | string {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        relay: { type: 'string' },
+        token: { type: 'string' },
+        manifest: { type: 'string' },
+        host: { type: 'string' },
+        'state-dir': { type: 'string' },
+        ttl: { type: 'string' },
+        dev: { type: 'string' },
+        dns: { type: 'boolean' },
+        userspace: { type: 'boolean' },
+        socks: { type: 'string' },
+        forward: { type: 'string', multiple: true },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    return (err as Error).message;
+  }
+  const out: JoinCliArgs = {
+    relay: values.relay,
+    token: values.token ?? (env.IMACH_TOKEN || undefined),
+    manifest: values.manifest,
+    host: values.host ?? 'laptop',
+    stateDir: values['state-dir'],
+    ttl: DEFAULT_TOKEN_TTL_S,
+    dev: values.dev ?? DEFAULT_DEV,
+    dns: values.dns ?? false,
+    userspace: values.userspace ?? false,
+    socks: { host: '127.0.0.1', port: 1080 },
+    forwards: [],
+    help: values.help ?? false,
+  };
+  if (out.help) return out;
+  if (!out.userspace && (values.socks !== undefined || values.forward !== undefined)) return '--socks and --forward go with --userspace';
+  if (values.socks !== undefined) {
+    const socks = parseListenAddress(values.socks);
+    if (typeof socks === 'string') return socks;
+    out.socks = socks;
+  }
+  for (const f of values.forward ?? []) {
+    const spec = parseForward(f);
+    if (typeof spec === 'string') return spec;
+    out.forwards.push(spec);
+  }
+  if (out.userspace && out.socks === null && out.forwards.length === 0) return '--userspace with --socks off needs at least one --forward';
+  if (out.userspace && out.dns) return '--dns is for TUN mode; with --userspace names resolve through the SOCKS5 proxy (use --socks5-hostname)';
+  if (values.ttl !== undefined) {
+    if (!/^\d{1,9}$/.test(values.ttl) || Number(values.ttl) < 1) return `--ttl must be a positive number of seconds, not ${JSON.stringify(values.ttl)}`;
+    out.ttl = Number(values.ttl);
+  }
+  if (!isInterfaceName(out.dev)) return `--dev must be an interface name of 1 to 15 letters, digits, '-', '_' or '.', not ${JSON.stringify(out.dev)}`;
+  if (!isDnsLabel(out.host)) return `--host must be a DNS label (a-z, 0-9, '-'), not ${JSON.stringify(out.host)}`;
+  if (out.relay !== undefined && !isRelayUrl(out.relay)) return `--relay must be a ws:// or wss:// URL, not ${JSON.stringify(out.relay)}`;
+  if (!out.manifest) {
+    if (out.relay === undefined) return 'give --relay <url> (or --manifest <file>)';
+    if (out.token === undefined) return 'give --token <token> or IMACH_TOKEN (or --manifest <file> to mint one)';
+  }
+  return out;
+}
+
+/** `off`, `port` or `host:port` (IPv4 or localhost). */
+function parseListenAddress(text: string): { host: string; port: number } | null | string {
+  if (text === 'off') return null;
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}|localhost):)?(\d{1,5})$/.exec(text);
+  if (!m || Number(m[2]) > 65535 || (m[1] !== undefined && m[1] !== 'localhost' && !isIPv4(m[1]))) {
+    return `--socks wants host:port, a port, or off, not ${JSON.stringify(text)}`;
+  }
+  return { host: m[1] ?? '127.0.0.1', port: Number(m[2]) };
+}
+
+function isRelayUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return ['ws:', 'wss:', 'http:', 'https:'].includes(u.protocol) && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+export interface JoinCliDeps {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  logger: Logger;
+  preflight: () => Promise<string[]>;
+  run: CommandRunner;
+  start: (options: JoinOptions) => Promise<JoinSession | JoinError>;
+  startUserspace: (options: UserspaceOptions) => Promise<UserspaceSession | JoinError>;
+  /** where SIGINT/SIGTERM/SIGHUP are listened for */
+  signals: Pick<NodeJS.Process, 'once' | 'off'>;
+  env: NodeJS.ProcessEnv;
+}
+
+function defaultDeps(): JoinCliDeps {
+  return {
+    out: (l) => process.stdout.write(l + '\n'),
+    err: (l) => process.stderr.write(l + '\n'),
+    logger: createLogger({ fields: { component: 'join' } }),
+    preflight: () => checkTunPrerequisites(),
+    run: execRunner,
+    start: (o) => JoinSession.start(o),
+    startUserspace: (o) => UserspaceSession.start(o),
+    signals: process,
+    env: process.env,
+  };
+}
+
+/** Run `imach join` with the arguments after `join`; resolves to the exit code. */
+export async function runJoin(argv: string[], deps: Partial<JoinCliDeps> = {}): Promise<number> {
+  const d: JoinCliDeps = { ...defaultDeps(), ...deps };
+  const args = parseJoinArgs(argv[0] === 'join' ? argv.slice(1) : argv, d.env);
+  if (typeof args === 'string') {
+    d.err(`imach join: ${args}`);
+    d.err('try `imach join --help`');
+    return JOIN_EXIT.usage;
+  }
+  if (args.help) {
+    d.out(JOIN_USAGE);
+    return JOIN_EXIT.ok;
+  }
+  if (!args.userspace) {
+    const missing = await d.preflight();
+    if (missing.length > 0) {
+      d.err('imach join: TUN mode cannot run on this machine; missing:');
+      for (const m of missing) d.err(`  - ${m}`);
+      d.err('without root or TUN, `imach join --userspace` joins through a SOCKS5 proxy instead');
+      return JOIN_EXIT.missing;
+    }
+  }
+
+  let relay = args.relay;
+  let token: JoinOptions['token'] | undefined = args.token;
+  if (args.manifest) {
+    const m = await loadManifest(args.manifest);
+    if (isManifestError(m)) {
+      d.err(`imach join: ${args.manifest}: ${m.field}: ${m.message}`);
+      return JOIN_EXIT.usage;
+    }
+    if (relay === undefined) {
+      const { host, port } = m.relay.listen;
+      const h = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+      relay = `ws://${h}:${port}`;
+    }
+    if (token === undefined) {
+      const stateDir = args.stateDir ?? path.join(m.baseDir, '.imach');
+      let secret: string;
+      try {
+        secret = await loadOrCreateSecret(stateDir);
+      } catch (err) {
+        d.err(`imach join: cannot read the network secret in ${stateDir}: ${(err as Error).message}`);
+        return JOIN_EXIT.usage;
+      }
+      const host = args.host;
+      const ttl = args.ttl;
+      token = () => mintToken(secret, host, ttl);
+    }
+  }
+  if (relay === undefined || token === undefined) {
+    d.err('imach join: no relay or token');
+    return JOIN_EXIT.usage;
+  }
+
+  if (args.userspace) return runUserspace(d, args, relay, token);
+
+  let dns = args.dns;
+  if (dns) {
+    const ok = await resolvedAvailable(d.run);
+    if (ok !== true) {
+      d.err(`imach join: --dns needs systemd-resolved: ${ok}; joining without split DNS`);
+      dns = false;
+    }
+  }
+
+  const session = await d.start({ relay, token, dev: args.dev, dns, logger: d.logger, run: d.run });
+  if (isJoinError(session)) {
+    d.err(`imach join: ${session.message}`);
+    return exitFor(session);
+  }
+
+  const w = session.welcome;
+  d.out(`joined ${relay} as ${w.host}: address ${w.address}`);
+  d.out(`route ${w.network} via ${session.device.name} (gateway ${w.gateway})`);
+  if (dns) {
+    d.out(`names: *.${w.domain} resolve through ${w.dns} (split DNS on ${session.device.name}), e.g. curl http://web.${w.domain}/`);
+  } else {
+    d.out(`names: dig @${w.dns} web.${w.domain}   (or join with --dns to resolve *.${w.domain} directly)`);
+  }
+  d.out('Ctrl-C leaves the network and removes the device');
+
+  return untilEnd(d, session);
+}
+
+async function runUserspace(d: JoinCliDeps, args: JoinCliArgs, relay: string, token: JoinOptions['token']): Promise<number> {
+  const session = await d.startUserspace({ relay, token, socks: args.socks, forwards: args.forwards, logger: d.logger });
+  if (isJoinError(session)) {
+    d.err(`imach join: ${session.message}`);
+    return session.stage === 'interface' ? JOIN_EXIT.listen : exitFor(session);
+  }
+  const w = session.welcome;
+  d.out(`joined ${relay} as ${w.host}: address ${w.address} (userspace: TCP only, no TUN)`);
+  if (session.socks) {
+    const a = session.socks.address;
+    d.out(`SOCKS5 proxy on ${a.host}:${a.port}, e.g. curl --socks5-hostname ${a.host}:${a.port} http://web.${w.domain}/`);
+  }
+  for (const f of session.forwards) {
+    d.out(`forward ${f.spec.bindHost}:${f.port} -> ${f.spec.host}:${f.spec.port}`);
+  }
+  d.out('Ctrl-C leaves the network');
+  return untilEnd(d, session);
+}
+
+async function untilEnd(d: JoinCliDeps, session: { stop(end: JoinEnd): Promise<void>; readonly ended: Promise<JoinEnd> }): Promise<number> {
+  const onSignal = (sig: NodeJS.Signals) => {
+    void session.stop({ reason: 'stopped', message: `got ${sig}` });
+  };
+  const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of sigs) d.signals.once(s, onSignal);
+  const end = await session.ended;
+  for (const s of sigs) d.signals.off(s, onSignal);
+  if (end.reason === 'stopped' || end.reason === 'drained') {
+    d.out(`left the network (${end.message})`);
+    return JOIN_EXIT.ok;
+  }
+  d.err(`imach join: ${end.message}; left the network`);
+  return JOIN_EXIT.failed;
+}
+
+function exitFor(e: JoinError): number {
+  switch (e.stage) {
+    case 'relay':
+      return e.kind === 'auth' || e.kind === 'forbidden' ? JOIN_EXIT.refused : JOIN_EXIT.unreachable;
+    case 'device':
+      return e.code === 'EPERM' || e.code === 'EACCES' || e.code === 'ENOENT' || e.code === 'ERR_TUN_ADDON_MISSING'
+        ? JOIN_EXIT.missing
+        : JOIN_EXIT.config;
+    default:
+      return JOIN_EXIT.config;
+  }
+}

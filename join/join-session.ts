@@ -1,0 +1,189 @@
+// A developer machine on the imaginary network: a RelayLink (the machine is just another
+// host of the relay) pumped to and from a TUN device that the kernel routes the overlay
+// network into.
+
+import { RelayLink, isRelayLinkError, type RelayLinkError } from '../hostfn/relay-link.js';
+import { createLogger, type Logger } from '../hostfn/log.js';
+import type { WelcomeMessage } from '../relay/protocol.js';
+import {
+  configureInterface,
+  configureSplitDns,
+  execRunner,
+  revertSplitDns,
+  unconfigureInterface,
+  type CommandRunner,
+  type InterfaceConfig,
+} from './iproute.js';
+import { openTun, type OpenTunOptions, type TunDevice } from './tun-device.js';
+
+export interface JoinOptions {
+  /** ws://host:port of the relay */
+  relay: string;
+  /** the join token, or a function minting a fresh one for every (re)connect */
+  token: string | (() => string | Promise<string>);
+  /** TUN device name (default imach0) */
+  dev?: string;
+  /** configure split DNS for the overlay domain with resolvectl */
+  dns?: boolean;
+  logger?: Logger;
+  /** injected by tests */
+  run?: CommandRunner;
+  openTun?: (name: string, options?: OpenTunOptions) => TunDevice;
+  /** how long the relay may stay unreachable before the session ends (ms) */
+  giveUpAfterMs?: number;
+}
+
+export const DEFAULT_DEV = 'imach0';
+
+/** Why a join failed before it was up; `stage` says which step. */
+export interface JoinError {
+  readonly joinError: true;
+  stage: 'relay' | 'device' | 'interface' | 'dns';
+  message: string;
+  /** for stage 'relay': the RelayLink error kind (auth, forbidden, network, ...) */
+  kind?: string;
+  /** for stage 'device': the errno code (EPERM, ENOENT, EBUSY, ...) */
+  code?: string;
+}
+
+export function isJoinError(v: unknown): v is JoinError {
+  return typeof v === 'object' && v !== null && (v as { joinError?: unknown }).joinError === true;
+}
+
+/** How a running session ended. */
+export interface JoinEnd {
+  reason: 'stopped' | 'relay-gone' | 'drained' | 'device-error';
+  message: string;
+}
+
+export type JoinDropReason = 'notIPv4' | 'tooShort';
+
+export class JoinSession {
+  readonly drops: Record<JoinDropReason, number> = { notIPv4: 0, tooShort: 0 };
+  /** Resolves once the session has ended and cleaned up. */
+  readonly ended: Promise<JoinEnd>;
+  private endResolve!: (e: JoinEnd) => void;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly link: RelayLink,
+    readonly device: TunDevice,
+    readonly welcome: WelcomeMessage,
+    readonly iface: InterfaceConfig,
+    private dnsConfigured: boolean,
+    private readonly run: CommandRunner,
+    private readonly log: Logger,
+  ) {
+    this.ended = new Promise((r) => (this.endResolve = r));
+  }
+
+  /**
+   * Connect to the relay, create and configure the device, and start pumping. Every step
+   * done is undone if a later one fails. Never throws: failures are JoinError values.
+   */
+  static async start(options: JoinOptions): Promise<JoinSession | JoinError> {
+    const log = options.logger ?? createLogger({ fields: { component: 'join' } });
+    const run = options.run ?? execRunner;
+    const open = options.openTun ?? openTun;
+    const dev = options.dev ?? DEFAULT_DEV;
+
+    const link = await RelayLink.connect({
+      url: options.relay,
+      token: options.token,
+      logger: log.child({ component: 'relay-link' }),
+      ...(options.giveUpAfterMs !== undefined ? { giveUpAfterMs: options.giveUpAfterMs } : {}),
+    });
+    if (isRelayLinkError(link)) {
+      return { joinError: true, stage: 'relay', kind: link.kind, message: link.message };
+    }
+    const welcome = link.welcome;
+
+    let device: TunDevice;
+    try {
+      device = open(dev, { mtu: welcome.mtu });
+    } catch (err) {
+      link.close();
+      const e = err as NodeJS.ErrnoException;
+      return { joinError: true, stage: 'device', code: e.code, message: `cannot create TUN device ${dev}: ${e.message}` };
+    }
+
+    const iface: InterfaceConfig = {
+      dev: device.name,
+      address: welcome.address,
+      network: welcome.network,
+      mtu: Math.min(65535, Math.max(576, welcome.mtu)),
+    };
+    try {
+      await configureInterface(iface, run);
+    } catch (err) {
+      device.close();
+      link.close();
+      return { joinError: true, stage: 'interface', message: (err as Error).message };
+    }
+
+    let dnsConfigured = false;
+    if (options.dns) {
+      try {
+        await configureSplitDns({ dev: device.name, dns: welcome.dns, domain: welcome.domain }, run);
+        dnsConfigured = true;
+      } catch (err) {
+        await revertSplitDns(device.name, run);
+        await unconfigureInterface(iface, run);
+        device.close();
+        link.close();
+        return { joinError: true, stage: 'dns', message: (err as Error).message };
+      }
+    }
+
+    const session = new JoinSession(link, device, welcome, iface, dnsConfigured, run, log);
+    session.wire();
+    return session;
+  }
+
+  private wire(): void {
+    const { link, device } = this;
+    device.onPacket((p) => {
+      if (p.length < 20) {
+        this.drops.tooShort++;
+        return;
+      }
+      // The kernel also routes IPv6 (router solicitations, MLD) into the device; the overlay is IPv4.
+      if (p[0]! >> 4 !== 4) {
+        this.drops.notIPv4++;
+        return;
+      }
+      link.send(p);
+    });
+    link.onReceive((p) => device.send(p));
+    device.onError((err) => {
+      this.log.error('TUN device failed', { dev: device.name, err });
+      void this.stop({ reason: 'device-error', message: err.message });
+    });
+    link.onStateChange((state, err?: RelayLinkError) => {
+      if (state === 'reconnecting') this.log.warn('relay connection lost, reconnecting', { relay: link.options.url });
+      if (state === 'open') this.log.info('relay connection back', { address: link.welcome.address });
+      if (state === 'closed' && err) void this.stop({ reason: 'relay-gone', message: err.message });
+    });
+    link.onControl((msg) => {
+      if (msg.type === 'drain') {
+        void this.stop({ reason: 'drained', message: `relay asked to leave: ${msg.reason}` });
+      }
+    });
+  }
+
+  /** Tear down: DNS, route, device, relay connection. Idempotent; resolves when done. */
+  stop(end: JoinEnd = { reason: 'stopped', message: 'stopped' }): Promise<void> {
+    if (!this.stopping) this.stopping = this.teardown(end);
+    return this.stopping;
+  }
+
+  private async teardown(end: JoinEnd): Promise<void> {
+    if (this.dnsConfigured) await revertSplitDns(this.device.name, this.run);
+    const failures = await unconfigureInterface(this.iface, this.run);
+    if (failures.length > 0) this.log.debug('cleanup left nothing to undo', { failures });
+    this.device.close();
+    await this.link.closeGracefully(500).catch(() => this.link.close());
+    this.log.info('left the network', { reason: end.reason, message: end.message });
+    this.endResolve(end);
+  }
+}
