@@ -1,0 +1,149 @@
+// The JSON admin API: GET /healthz (open); with an @admin bearer token: GET /api/hosts,
+// GET /api/events (?follow=1 streams NDJSON), GET /api/counters, POST /api/ping {target}.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isTokenError, verifyToken } from './auth.js';
+import type { RelayEvent } from './events.js';
+import { ADMIN_HOST, ERROR_HEADER } from './protocol.js';
+
+/** The parts of the relay the API serves. */
+export interface AdminTarget {
+  hosts(): unknown[];
+  events(): RelayEvent[];
+  onEvent(fn: (event: RelayEvent) => void): () => void;
+  counters(): Record<string, number>;
+  ping(target: string, timeoutMs?: number): Promise<{ address: string; rttMs: number }>;
+  readonly network: string;
+  readonly gateway: string;
+}
+
+const MAX_BODY = 4096;
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body) + '\n';
+  const headers: Record<string, string | number> = { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' };
+  if (status >= 400 && typeof body === 'object' && body !== null && 'error' in body) {
+    headers[ERROR_HEADER] = String((body as { error: unknown }).error).replace(/[^\x20-\x7e]/g, ' ').slice(0, 200);
+  }
+  res.writeHead(status, headers);
+  res.end(text);
+}
+
+function readBody(req: IncomingMessage): Promise<string | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        if (!done) resolve(null);
+        done = true;
+        req.resume();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!done) resolve(Buffer.concat(chunks).toString('utf8'));
+      done = true;
+    });
+    req.on('error', () => {
+      if (!done) resolve(null);
+      done = true;
+    });
+  });
+}
+
+export class AdminApi {
+  private followers = 0;
+
+  constructor(
+    private readonly relay: AdminTarget,
+    private readonly secret: string,
+    private readonly maxFollowers: number,
+  ) {}
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    this.route(req, res).catch((e: unknown) => {
+      if (!res.headersSent) send(res, 500, { error: `internal error: ${e instanceof Error ? e.message : String(e)}` });
+      else res.destroy();
+    });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://relay');
+    } catch {
+      return send(res, 400, { error: 'bad request URL' });
+    }
+    const path = url.pathname;
+    if (path === '/healthz') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'use GET' });
+      return send(res, 200, { ok: true, network: this.relay.network, gateway: this.relay.gateway });
+    }
+    if (!path.startsWith('/api/')) return send(res, 404, { error: `not found: ${path}` });
+
+    const auth = req.headers.authorization;
+    const m = typeof auth === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
+    const claims = verifyToken(this.secret, m ? m[1] : undefined, Date.now());
+    if (isTokenError(claims)) return send(res, 401, { error: claims.message });
+    if (claims.h !== ADMIN_HOST) return send(res, 403, { error: `token for ${claims.h} is not an ${ADMIN_HOST} token` });
+
+    const route = `${req.method} ${path}`;
+    switch (route) {
+      case 'GET /api/hosts':
+        return send(res, 200, { hosts: this.relay.hosts() });
+      case 'GET /api/counters':
+        return send(res, 200, { counters: this.relay.counters() });
+      case 'GET /api/events': {
+        const follow = url.searchParams.get('follow');
+        if (follow === '1' || follow === 'true') return this.follow(req, res);
+        return send(res, 200, { events: this.relay.events() });
+      }
+      case 'POST /api/ping': {
+        const text = await readBody(req);
+        if (text === null) return send(res, 413, { error: `body larger than ${MAX_BODY} bytes` });
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          return send(res, 400, { error: 'body is not JSON' });
+        }
+        const target = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).target : undefined;
+        if (typeof target !== 'string' || target.length === 0 || target.length > 255) return send(res, 400, { error: 'body needs {"target": "<host name or address>"}' });
+        const t = (body as Record<string, unknown>).timeoutMs;
+        const timeoutMs = typeof t === 'number' && t > 0 && t <= 120_000 ? t : undefined;
+        try {
+          const r = await this.relay.ping(target, timeoutMs);
+          return send(res, 200, r);
+        } catch (e) {
+          const msg = e instanceof Error ? e.message : String(e);
+          return send(res, msg.startsWith('unknown host') ? 404 : msg.includes('unreachable') ? 502 : 504, { error: msg });
+        }
+      }
+      default:
+        if (['/api/hosts', '/api/events', '/api/counters', '/api/ping'].includes(path)) return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+        return send(res, 404, { error: `not found: ${path}` });
+    }
+  }
+
+  private follow(req: IncomingMessage, res: ServerResponse): void {
+    if (this.followers >= this.maxFollowers) return send(res, 503, { error: 'too many event followers' });
+    this.followers++;
+    res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Cache-Control': 'no-store' });
+    for (const e of this.relay.events()) res.write(JSON.stringify(e) + '\n');
+    const off = this.relay.onEvent((e) => {
+      // a follower that cannot keep up is cut off rather than buffered without bound
+      if (res.writableLength > 1024 * 1024) res.destroy();
+      else res.write(JSON.stringify(e) + '\n');
+    });
+    const done = (): void => {
+      off();
+      this.followers--;
+    };
+    res.once('close', done);
+    req.on('error', () => res.destroy());
+  }
+}

@@ -1,0 +1,267 @@
+// The application manifest (imach.yaml): network, relay listen address and hosts.
+
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { formatAddress, isHostAddress, parseAddress, parseNetwork } from './address.js';
+import { DEFAULT_NETWORK } from './protocol.js';
+
+export type ProviderName = 'local' | 'lambda';
+
+export interface HostSpec {
+  name: string;
+  /** absolute path of the app module */
+  run: string;
+  address: string;
+  provider: ProviderName;
+  /** null: never released (pinned) */
+  idleMs: number | null;
+  env: Record<string, string>;
+  startTimeoutMs: number;
+}
+
+export interface Manifest {
+  /** the manifest file ('' when parsed from text without a path) */
+  path: string;
+  baseDir: string;
+  network: string;
+  prefixLength: number;
+  gateway: string;
+  relay: { listen: { host: string; port: number } };
+  hosts: HostSpec[];
+}
+
+export interface ManifestError {
+  readonly manifestError: true;
+  /** dotted path of the offending field, e.g. 'hosts.web.idle' */
+  field: string;
+  value: unknown;
+  message: string;
+}
+
+export function isManifestError(v: unknown): v is ManifestError {
+  return typeof v === 'object' && v !== null && (v as { manifestError?: unknown }).manifestError === true;
+}
+
+export const MANIFEST_DEFAULTS = {
+  listen: { host: '127.0.0.1', port: 7000 },
+  idleMs: 30_000,
+  startTimeoutMs: 15_000,
+  provider: 'local' as ProviderName,
+};
+
+const MAX_HOSTS = 4096;
+const PROVIDERS: readonly ProviderName[] = ['local', 'lambda'];
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export function isDnsLabel(name: string): boolean {
+  return DNS_LABEL.test(name);
+}
+
+class Fail {
+  constructor(readonly error: ManifestError) {}
+}
+
+function fail(field: string, value: unknown, message: string): never {
+  throw new Fail({ manifestError: true, field, value, message: `${field}: ${message} (got ${show(value)})` });
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  try {
+    const s = JSON.stringify(value);
+    return s.length > 80 ? s.slice(0, 77) + '...' : s;
+  } catch {
+    return String(value);
+  }
+}
+
+type Obj = Record<string, unknown>;
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkKeys(o: Obj, field: string, allowed: readonly string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!allowed.includes(k)) fail(field ? `${field}.${k}` : k, o[k], `unknown field (expected one of ${allowed.join(', ')})`);
+  }
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** '500ms', '30s', '5m', '1h' -> ms; 'never' -> null when allowNever. Returns a message on error. */
+export function parseDuration(v: unknown, allowNever: boolean): number | null | string {
+  if (allowNever && v === 'never') return null;
+  if (typeof v !== 'string') return `expected a duration like '30s', '5m', '500ms'${allowNever ? " or 'never'" : ''}`;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/.exec(v.trim());
+  if (m === null) return `expected a duration like '30s', '5m', '500ms'${allowNever ? " or 'never'" : ''}`;
+  const ms = Math.round(Number(m[1]) * UNITS[m[2]]);
+  if (ms <= 0) return 'a duration must be positive';
+  if (ms > 7 * 24 * 3_600_000) return 'a duration must be at most 7 days';
+  return ms;
+}
+
+function duration(v: unknown, field: string, allowNever: boolean): number | null {
+  const r = parseDuration(v, allowNever);
+  if (typeof r === 'string') fail(field, v, r);
+  return r;
+}
+
+function parseListen(v: unknown, field: string): { host: string; port: number } {
+  let host: unknown;
+  let port: unknown;
+  if (typeof v === 'string') {
+    const i = v.lastIndexOf(':');
+    if (i <= 0) fail(field, v, "expected 'host:port'");
+    host = v.slice(0, i);
+    port = /^\d+$/.test(v.slice(i + 1)) ? Number(v.slice(i + 1)) : v.slice(i + 1);
+  } else if (typeof v === 'number') {
+    host = MANIFEST_DEFAULTS.listen.host;
+    port = v;
+  } else if (isObj(v)) {
+    checkKeys(v, field, ['host', 'port']);
+    host = v.host ?? MANIFEST_DEFAULTS.listen.host;
+    port = v.port ?? MANIFEST_DEFAULTS.listen.port;
+  } else {
+    fail(field, v, "expected 'host:port' or {host, port}");
+  }
+  if (typeof host !== 'string' || host.length === 0) fail(`${field}.host`, host, 'expected a host name or address');
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) fail(`${field}.port`, port, 'expected a port 0..65535');
+  return { host, port };
+}
+
+interface RawHost {
+  name: string;
+  field: string;
+  body: Obj;
+}
+
+function collectHosts(v: unknown): RawHost[] {
+  if (v === undefined || v === null) return [];
+  const out: RawHost[] = [];
+  if (Array.isArray(v)) {
+    v.forEach((item, i) => {
+      if (!isObj(item)) fail(`hosts.${i}`, item, 'expected a host object');
+      if (typeof item.name !== 'string') fail(`hosts.${i}.name`, item.name, 'expected a host name');
+      const { name, ...body } = item;
+      out.push({ name, field: `hosts.${name}`, body });
+    });
+  } else if (isObj(v)) {
+    for (const [name, body] of Object.entries(v)) {
+      if (typeof body === 'string') out.push({ name, field: `hosts.${name}`, body: { run: body } });
+      else if (isObj(body)) out.push({ name, field: `hosts.${name}`, body });
+      else fail(`hosts.${name}`, body, 'expected a host object (or the path of its app)');
+    }
+  } else {
+    fail('hosts', v, 'expected a map of host name to host');
+  }
+  if (out.length > MAX_HOSTS) fail('hosts', out.length, `at most ${MAX_HOSTS} hosts`);
+  return out;
+}
+
+function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    fail('yaml', e.linePos?.[0] ? `line ${e.linePos[0].line}` : undefined, `not valid YAML: ${e.message.split('\n')[0]}`);
+  }
+  const root: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (!isObj(root)) fail('', root, 'the manifest must be a YAML map');
+  checkKeys(root, '', ['network', 'relay', 'hosts', 'name', 'version']);
+
+  const networkText = root.network ?? DEFAULT_NETWORK;
+  if (typeof networkText !== 'string') fail('network', networkText, 'expected a CIDR like 10.77.0.0/16');
+  const net = parseNetwork(networkText);
+  if (typeof net === 'string') fail('network', networkText, net);
+
+  let listen = { ...MANIFEST_DEFAULTS.listen };
+  if (root.relay !== undefined && root.relay !== null) {
+    if (!isObj(root.relay)) fail('relay', root.relay, 'expected a map with listen');
+    checkKeys(root.relay, 'relay', ['listen']);
+    if (root.relay.listen !== undefined) listen = parseListen(root.relay.listen, 'relay.listen');
+  }
+
+  const raws = collectHosts(root.hosts);
+  const seen = new Set<string>();
+  const taken = new Map<number, string>();
+  for (const raw of raws) {
+    if (!isDnsLabel(raw.name)) fail(raw.field, raw.name, 'host names must be DNS labels (a-z, 0-9, -; at most 63)');
+    if (seen.has(raw.name)) fail(raw.field, raw.name, 'duplicate host name');
+    seen.add(raw.name);
+    checkKeys(raw.body, raw.field, ['run', 'address', 'provider', 'idle', 'env', 'startTimeout']);
+    if (raw.body.address !== undefined) {
+      const a = raw.body.address;
+      const n = typeof a === 'string' ? parseAddress(a) : null;
+      if (n === null) fail(`${raw.field}.address`, a, 'expected an IPv4 address');
+      if (!isHostAddress(net, n)) {
+        fail(`${raw.field}.address`, a, `must be inside ${net.cidr} and not its network, gateway (${formatAddress(net.gateway)}) or broadcast address`);
+      }
+      const other = taken.get(n);
+      if (other !== undefined) fail(`${raw.field}.address`, a, `already the address of ${other}`);
+      taken.set(n, raw.name);
+    }
+  }
+
+  let next = net.gateway + 1;
+  const hosts: HostSpec[] = raws.map((raw) => {
+    const b = raw.body;
+    if (typeof b.run !== 'string' || b.run.length === 0) fail(`${raw.field}.run`, b.run, 'expected the path of the app module');
+    const run = isAbsolute(b.run) ? b.run : resolve(baseDir, b.run);
+    let address: number;
+    if (typeof b.address === 'string') address = parseAddress(b.address)!;
+    else {
+      while (taken.has(next)) next++;
+      if (next >= net.broadcast) fail(`${raw.field}.address`, undefined, `no free address left in ${net.cidr}`);
+      address = next++;
+      taken.set(address, raw.name);
+    }
+    const provider = b.provider ?? MANIFEST_DEFAULTS.provider;
+    if (typeof provider !== 'string' || !(PROVIDERS as readonly string[]).includes(provider)) {
+      fail(`${raw.field}.provider`, provider, `expected one of ${PROVIDERS.join(', ')}`);
+    }
+    const idleMs = b.idle === undefined ? MANIFEST_DEFAULTS.idleMs : duration(b.idle, `${raw.field}.idle`, true);
+    const startTimeoutMs = b.startTimeout === undefined ? MANIFEST_DEFAULTS.startTimeoutMs : duration(b.startTimeout, `${raw.field}.startTimeout`, false)!;
+    const env: Record<string, string> = {};
+    if (b.env !== undefined && b.env !== null) {
+      if (!isObj(b.env)) fail(`${raw.field}.env`, b.env, 'expected a map of names to strings');
+      for (const [k, val] of Object.entries(b.env)) {
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) fail(`${raw.field}.env.${k}`, k, 'expected an environment variable name');
+        if (typeof val === 'string') env[k] = val;
+        else if (typeof val === 'number' || typeof val === 'boolean') env[k] = String(val);
+        else fail(`${raw.field}.env.${k}`, val, 'expected a string');
+      }
+    }
+    return { name: raw.name, run, address: formatAddress(address), provider: provider as ProviderName, idleMs, env, startTimeoutMs };
+  });
+
+  return {
+    path,
+    baseDir,
+    network: net.cidr,
+    prefixLength: net.prefixLength,
+    gateway: formatAddress(net.gateway),
+    relay: { listen },
+    hosts,
+  };
+}
+
+/** Parse and validate a manifest. Never throws: a ManifestError names the field and value. */
+export function parseManifest(text: string, baseDir: string, path = ''): Manifest | ManifestError {
+  try {
+    return parseOrThrow(text, resolve(baseDir), path);
+  } catch (e) {
+    if (e instanceof Fail) return e.error;
+    return { manifestError: true, field: 'yaml', value: undefined, message: `cannot read the manifest: ${(e as Error).message}` };
+  }
+}
+
+export async function loadManifest(path: string): Promise<Manifest | ManifestError> {
+  const abs = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(abs, 'utf8');
+  } catch (e) {
+    return { manifestError: true, field: 'path', value: path, message: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
+  }
+  return parseManifest(text, dirname(abs), abs);
+}

@@ -1,0 +1,81 @@
+// One connected host: its WebSocket, liveness, and the bounded send queue.
+
+import type { WebSocket } from 'ws';
+import { encodeControl, type RelayToHostMessage } from './protocol.js';
+
+export class RelaySession {
+  lastPongAt: number;
+  closed = false;
+
+  constructor(
+    readonly id: string,
+    readonly host: string,
+    readonly ws: WebSocket,
+    /** bytes the WebSocket may have buffered before packets to this host are dropped */
+    private readonly queueBytes: number,
+    now: number,
+  ) {
+    this.lastPongAt = now;
+  }
+
+  /** Send one frame of whole packets (a view; ws keeps a reference, never a copy). */
+  sendPacket(bytes: Uint8Array): boolean {
+    if (this.closed) return false;
+    if (this.ws.bufferedAmount + bytes.length > this.queueBytes) return false;
+    this.ws.send(bytes, { binary: true });
+    return true;
+  }
+
+  sendControl(msg: RelayToHostMessage): void {
+    if (this.closed) return;
+    this.ws.send(encodeControl(msg));
+  }
+
+  /** Close politely; terminate() if the peer does not answer within ms. */
+  close(code: number, reason: string, terminateAfterMs = 2000): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.ws.close(code, reason.slice(0, 120));
+    } catch {
+      this.ws.terminate();
+      return;
+    }
+    const t = setTimeout(() => this.ws.terminate(), terminateAfterMs);
+    t.unref();
+    this.ws.once('close', () => clearTimeout(t));
+  }
+
+  terminate(): void {
+    this.closed = true;
+    this.ws.terminate();
+  }
+}
+
+/** Token bucket for a host's ingress bytes. */
+export class TokenBucket {
+  private tokens: number;
+  private at: number;
+
+  constructor(
+    private readonly ratePerSec: number,
+    private readonly burst: number,
+    now: number,
+  ) {
+    this.tokens = burst;
+    this.at = now;
+  }
+
+  refill(now: number): void {
+    if (now > this.at) {
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) * this.ratePerSec) / 1000);
+      this.at = now;
+    }
+  }
+
+  take(bytes: number): boolean {
+    if (this.tokens < bytes) return false;
+    this.tokens -= bytes;
+    return true;
+  }
+}

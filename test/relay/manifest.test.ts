@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isManifestError, loadManifest, parseManifest, parseDuration, type Manifest, type ManifestError } from '../../relay/manifest.js';
+
+function ok(text: string, base = '/apps/demo'): Manifest {
+  const m = parseManifest(text, base);
+  if (isManifestError(m)) throw new Error(`unexpected error: ${m.message}`);
+  return m;
+}
+
+function bad(text: string): ManifestError {
+  const m = parseManifest(text, '/apps/demo');
+  assert.ok(isManifestError(m), 'expected a ManifestError');
+  return m;
+}
+
+describe('relay manifest', () => {
+  it('parses hosts in declaration order with defaults, resolved paths and assigned addresses', () => {
+    const m = ok(`
+hosts:
+  web:
+    run: ./web.js
+    idle: 5m
+    env: { PORT: 8080, MODE: prod }
+  db:
+    run: /srv/db.js
+    address: 10.77.0.2
+    idle: never
+  cache:
+    run: cache.js
+    idle: 500ms
+    startTimeout: 3s
+`);
+    assert.equal(m.network, '10.77.0.0/16');
+    assert.equal(m.prefixLength, 16);
+    assert.equal(m.gateway, '10.77.0.1');
+    assert.deepEqual(m.relay.listen, { host: '127.0.0.1', port: 7000 });
+    assert.deepEqual(m.hosts.map((h) => h.name), ['web', 'db', 'cache']);
+    const [web, db, cache] = m.hosts;
+    assert.equal(web.run, '/apps/demo/web.js');
+    assert.equal(db.run, '/srv/db.js');
+    // web takes the first free address after the gateway; db's .2 is skipped for cache
+    assert.equal(web.address, '10.77.0.3');
+    assert.equal(db.address, '10.77.0.2');
+    assert.equal(cache.address, '10.77.0.4');
+    assert.equal(web.idleMs, 300_000);
+    assert.equal(db.idleMs, null);
+    assert.equal(cache.idleMs, 500);
+    assert.equal(cache.startTimeoutMs, 3000);
+    assert.equal(web.provider, 'local');
+    assert.deepEqual(web.env, { PORT: '8080', MODE: 'prod' });
+  });
+
+  it('keeps addresses stable when a later host is added', () => {
+    const a = ok('hosts:\n  web: {run: w.js}\n  db: {run: d.js}\n');
+    const b = ok('hosts:\n  web: {run: w.js}\n  db: {run: d.js}\n  extra: {run: e.js}\n');
+    assert.deepEqual(
+      b.hosts.slice(0, 2).map((h) => h.address),
+      a.hosts.map((h) => h.address),
+    );
+  });
+
+  it('accepts a custom network, listen string and lambda provider', () => {
+    const m = ok('network: 10.1.0.0/24\nrelay:\n  listen: 0.0.0.0:9000\nhosts:\n  api: {run: a.js, provider: lambda}\n');
+    assert.equal(m.gateway, '10.1.0.1');
+    assert.equal(m.hosts[0].address, '10.1.0.2');
+    assert.deepEqual(m.relay.listen, { host: '0.0.0.0', port: 9000 });
+    assert.equal(m.hosts[0].provider, 'lambda');
+  });
+
+  const cases: [string, string, string, unknown][] = [
+    ['bad idle', 'hosts:\n  web: {run: w.js, idle: soon}\n', 'hosts.web.idle', 'soon'],
+    ['numeric idle without unit', 'hosts:\n  web: {run: w.js, idle: 30}\n', 'hosts.web.idle', 30],
+    ['missing run', 'hosts:\n  web: {idle: 30s}\n', 'hosts.web.run', undefined],
+    ['host name not a DNS label', 'hosts:\n  Web_1: {run: w.js}\n', 'hosts.Web_1', 'Web_1'],
+    ['address outside the network', 'hosts:\n  web: {run: w.js, address: 10.78.0.5}\n', 'hosts.web.address', '10.78.0.5'],
+    ['address is the gateway', 'hosts:\n  web: {run: w.js, address: 10.77.0.1}\n', 'hosts.web.address', '10.77.0.1'],
+    ['address is the broadcast', 'hosts:\n  web: {run: w.js, address: 10.77.255.255}\n', 'hosts.web.address', '10.77.255.255'],
+    ['address not an address', 'hosts:\n  web: {run: w.js, address: 10.77.0.300}\n', 'hosts.web.address', '10.77.0.300'],
+    ['duplicate address', 'hosts:\n  a: {run: a.js, address: 10.77.0.9}\n  b: {run: b.js, address: 10.77.0.9}\n', 'hosts.b.address', '10.77.0.9'],
+    ['unknown provider', 'hosts:\n  web: {run: w.js, provider: k8s}\n', 'hosts.web.provider', 'k8s'],
+    ['unknown host field', 'hosts:\n  web: {run: w.js, memory: 512}\n', 'hosts.web.memory', 512],
+    ['bad env value', 'hosts:\n  web: {run: w.js, env: {A: [1]}}\n', 'hosts.web.env.A', [1]],
+    ['bad network', 'network: 10.77.0.0/33\n', 'network', '10.77.0.0/33'],
+    ['network host bits', 'network: 10.77.0.1/16\n', 'network', '10.77.0.1/16'],
+    ['bad listen port', 'relay:\n  listen: {host: 127.0.0.1, port: 70000}\n', 'relay.listen.port', 70000],
+    ['bad start timeout', 'hosts:\n  web: {run: w.js, startTimeout: never}\n', 'hosts.web.startTimeout', 'never'],
+    ['unknown top-level field', 'hostz: {}\n', 'hostz', {}],
+    ['hosts not a map', 'hosts: 3\n', 'hosts', 3],
+  ];
+  for (const [title, text, field, value] of cases) {
+    it(`names field and value: ${title}`, () => {
+      const e = bad(text);
+      assert.equal(e.field, field);
+      assert.deepEqual(e.value, value);
+      assert.ok(e.message.includes(field), e.message);
+    });
+  }
+
+  it('reports invalid YAML and duplicate host names', () => {
+    assert.equal(bad('hosts: [a\n').field, 'yaml');
+    const dup = bad('hosts:\n  web: {run: a.js}\n  web: {run: b.js}\n');
+    assert.ok(dup.field === 'yaml' || dup.field === 'hosts.web', dup.field);
+  });
+
+  it('parses durations', () => {
+    assert.equal(parseDuration('30s', true), 30_000);
+    assert.equal(parseDuration('5m', true), 300_000);
+    assert.equal(parseDuration('1h', true), 3_600_000);
+    assert.equal(parseDuration('never', true), null);
+    assert.equal(typeof parseDuration('never', false), 'string');
+    assert.equal(typeof parseDuration('0s', true), 'string');
+  });
+
+  it('loads from a file, resolving run against its folder', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'imach-manifest-'));
+    try {
+      await writeFile(join(dir, 'imach.yaml'), 'hosts:\n  web: {run: ./web.js}\n');
+      const m = await loadManifest(join(dir, 'imach.yaml'));
+      assert.ok(!isManifestError(m));
+      assert.equal(m.hosts[0].run, join(dir, 'web.js'));
+      assert.equal(m.path, join(dir, 'imach.yaml'));
+      const missing = await loadManifest(join(dir, 'nope.yaml'));
+      assert.ok(isManifestError(missing));
+      assert.equal(missing.field, 'path');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
