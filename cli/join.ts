@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { createLogger, type Logger } from '../hostfn/log.js';
 import { resolvedAvailable, isInterfaceName, isIPv4, execRunner, type CommandRunner } from '../join/iproute.js';
 import { DEFAULT_DEV, JoinSession, isJoinError, type JoinEnd, type JoinError, type JoinOptions } from '../join/join-session.js';
+import { parseImpair, type ImpairSpec } from '../join/impair.js';
 import { checkTunPrerequisites } from '../join/preflight.js';
 import { UserspaceSession, parseForward, type ForwardSpec, type UserspaceOptions } from '../join/userspace.js';
 import { loadOrCreateSecret, mintToken } from '../relay/auth.js';
@@ -53,6 +54,10 @@ connections made through a SOCKS5 proxy or port forwards on loopback.
   --socks <addr>      SOCKS5 listen address with --userspace (default 127.0.0.1:1080;
                       'off' for none), e.g. curl --socks5-hostname 127.0.0.1:1080 http://web.imach/
   --forward <spec>    with --userspace: [bind:]localPort:host:port, e.g. 8080:web:80 (repeatable)
+  --impair <faults>   for tests and debugging: seeded faults on the path to the relay, both
+                      directions, e.g. loss=0.01,reorder=0.02,duplicate=0.01,delay=20,seed=7
+                      (loss/reorder/duplicate are probabilities 0..1, delay and
+                      reorderDelay are ms, seed an integer; the same seed repeats the faults)
   -h, --help          this text
 
 TUN mode needs root (or CAP_NET_ADMIN), /dev/net/tun and the TUN addon. Ctrl-C leaves the
@@ -74,6 +79,7 @@ export interface JoinCliArgs {
   userspace: boolean;
   socks: { host: string; port: number } | null;
   forwards: ForwardSpec[];
+  impair?: ImpairSpec;
   help: boolean;
 }
 
@@ -97,6 +103,7 @@ export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
         userspace: { type: 'boolean' },
         socks: { type: 'string' },
         forward: { type: 'string', multiple: true },
+        impair: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -128,6 +135,11 @@ export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     const spec = parseForward(f);
     if (typeof spec === 'string') return spec;
     out.forwards.push(spec);
+  }
+  if (values.impair !== undefined) {
+    const impair = parseImpair(values.impair);
+    if (typeof impair === 'string') return impair;
+    out.impair = impair;
   }
   if (out.userspace && out.socks === null && out.forwards.length === 0) return '--userspace with --socks off needs at least one --forward';
   if (out.userspace && out.dns) return '--dns is for TUN mode; with --userspace names resolve through the SOCKS5 proxy (use --socks5-hostname)';
@@ -257,7 +269,7 @@ export async function runJoin(argv: string[], deps: Partial<JoinCliDeps> = {}): 
     }
   }
 
-  const session = await d.start({ relay, token, dev: args.dev, dns, logger: d.logger, run: d.run });
+  const session = await d.start({ relay, token, dev: args.dev, dns, logger: d.logger, run: d.run, ...(args.impair ? { impair: args.impair } : {}) });
   if (isJoinError(session)) {
     d.err(`imach join: ${session.message}`);
     return exitFor(session);
@@ -277,7 +289,14 @@ export async function runJoin(argv: string[], deps: Partial<JoinCliDeps> = {}): 
 }
 
 async function runUserspace(d: JoinCliDeps, args: JoinCliArgs, relay: string, token: JoinOptions['token']): Promise<number> {
-  const session = await d.startUserspace({ relay, token, socks: args.socks, forwards: args.forwards, logger: d.logger });
+  const session = await d.startUserspace({
+    relay,
+    token,
+    socks: args.socks,
+    forwards: args.forwards,
+    logger: d.logger,
+    ...(args.impair ? { impair: args.impair } : {}),
+  });
   if (isJoinError(session)) {
     d.err(`imach join: ${session.message}`);
     return session.stage === 'interface' ? JOIN_EXIT.listen : exitFor(session);

@@ -1,0 +1,241 @@
+// A benchmark peer in its own process (started by bench/relay.ts with fork()): either a
+// raw WebSocket client sending hand-built packets, a plain ws forwarder (the baseline
+// relay), or a host with the TypeScript stack joined to the imach relay.
+// Config: JSON in argv[2]; results go back over IPC.
+
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import type { AddressInfo } from 'node:net';
+import { RelayLink, isRelayLinkError } from '../hostfn/relay-link.js';
+import { createNetstackBundle } from '../hostfn/netstack-bundle.js';
+import type { NetApi } from '../netstack/api/net.js';
+import { buildUdpPacket } from '../netstack/wire/udp.js';
+import { parseIpv4Address } from '../netstack/wire/ipv4.js';
+
+export interface PeerConfig {
+  mode: 'plain-relay' | 'raw' | 'host';
+  role?: 'send' | 'recv' | 'echo' | 'rr' | 'tcp-sink' | 'tcp-source' | 'tcp-echo' | 'tcp-rr' | 'connect-probe';
+  url?: string;
+  token?: string;
+  /** for raw clients on the imach relay: the peer's overlay address */
+  target?: string;
+  port?: number;
+  msgSize?: number;
+  bytes?: number;
+  seconds?: number;
+}
+
+const cfg = JSON.parse(process.argv[2] ?? '{}') as PeerConfig;
+const send = (m: unknown) => process.send?.(m);
+const wallNow = () => performance.timeOrigin + performance.now();
+
+function fail(err: unknown): never {
+  send({ error: String((err as Error)?.stack ?? err) });
+  process.exit(1);
+}
+
+async function plainRelay(): Promise<void> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 1 << 20 });
+  const clients: WebSocket[] = [];
+  wss.on('connection', (ws) => {
+    clients.push(ws);
+    ws.on('message', (data: RawData) => {
+      const other = clients[clients.indexOf(ws) ^ 1];
+      if (other && other.readyState === WebSocket.OPEN) other.send(data as Buffer);
+    });
+  });
+  await new Promise<void>((r) => wss.on('listening', () => r()));
+  send({ url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}` });
+}
+
+function openRaw(): Promise<{ ws: WebSocket; address: string | null }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = cfg.token ? { authorization: `Bearer ${cfg.token}` } : {};
+    const ws = new WebSocket(cfg.url!, cfg.token ? ['imach.v1'] : [], { headers, perMessageDeflate: false });
+    ws.binaryType = 'nodebuffer';
+    ws.once('error', reject);
+    if (!cfg.token) {
+      ws.once('open', () => resolve({ ws, address: null }));
+      return;
+    }
+    ws.once('message', (data: RawData, isBinary: boolean) => {
+      if (isBinary) return reject(new Error('expected welcome'));
+      const welcome = JSON.parse(String(data)) as { address: string };
+      resolve({ ws, address: welcome.address });
+    });
+  });
+}
+
+/** A message of msgSize bytes: an IPv4/UDP packet when on the imach relay, else plain bytes. */
+function message(from: string | null, size: number): Buffer {
+  if (!from) return Buffer.alloc(size, 0x61);
+  const payload = new Uint8Array(Math.max(0, size - 28)).fill(0x61);
+  const pkt = buildUdpPacket({
+    src: parseIpv4Address(from)!,
+    dst: parseIpv4Address(cfg.target!)!,
+    srcPort: 9000,
+    dstPort: 9000,
+    payload,
+  });
+  return Buffer.from(pkt.buffer, pkt.byteOffset, pkt.byteLength);
+}
+
+/** Swap source and destination (checksums stay valid: one's complement sums commute). */
+function swapAddresses(b: Buffer): void {
+  for (let i = 0; i < 4; i++) {
+    const t = b[12 + i];
+    b[12 + i] = b[16 + i];
+    b[16 + i] = t;
+  }
+}
+
+async function raw(): Promise<void> {
+  const { ws, address } = await openRaw();
+  send({ ready: true, address });
+  const role = cfg.role;
+  if (role === 'recv') {
+    let bytes = 0;
+    let t0 = 0;
+    ws.on('message', (data: Buffer) => {
+      if (bytes === 0) t0 = wallNow();
+      bytes += data.length;
+      if (bytes >= cfg.bytes!) {
+        send({ bytes, t0, t1: wallNow() });
+        ws.close();
+      }
+    });
+    return;
+  }
+  if (role === 'echo') {
+    ws.on('message', (data: Buffer) => {
+      if (address) swapAddresses(data);
+      ws.send(data);
+    });
+    return;
+  }
+  await new Promise<void>((r) => process.once('message', () => r()));
+  if (role === 'send') {
+    const msg = message(address, cfg.msgSize!);
+    let sent = 0;
+    let inflight = 0;
+    const t0 = wallNow();
+    await new Promise<void>((resolve) => {
+      const pump = () => {
+        while (sent < cfg.bytes! && inflight < 64) {
+          inflight++;
+          sent += msg.length;
+          ws.send(msg, () => {
+            inflight--;
+            if (sent < cfg.bytes!) pump();
+            else if (inflight === 0) resolve();
+          });
+        }
+      };
+      pump();
+    });
+    send({ sent, t0, t1: wallNow() });
+  } else if (role === 'rr') {
+    const msg = message(address, cfg.msgSize ?? 29);
+    let count = 0;
+    const t0 = performance.now();
+    const deadline = t0 + cfg.seconds! * 1000;
+    await new Promise<void>((resolve) => {
+      ws.on('message', () => {
+        count++;
+        if (performance.now() > deadline) return resolve();
+        ws.send(msg);
+      });
+      ws.send(msg);
+    });
+    send({ count, ms: performance.now() - t0 });
+    ws.close();
+  }
+}
+
+async function host(): Promise<void> {
+  const link = await RelayLink.connect({ url: cfg.url!, token: cfg.token! });
+  if (isRelayLinkError(link)) fail(new Error(`join: ${link.message}`));
+  const bundle = createNetstackBundle(link.welcome, link);
+  const net = bundle.stack.net as NetApi;
+  send({ ready: true, address: link.welcome.address });
+  const role = cfg.role;
+  if (role === 'tcp-sink' || role === 'tcp-echo') {
+    net
+      .createServer((s) => {
+        let bytes = 0;
+        let t0 = 0;
+        s.on('error', () => {});
+        if (role === 'tcp-echo') {
+          s.setNoDelay(true);
+          s.on('data', (c: Buffer) => s.write(c));
+          return;
+        }
+        s.on('data', (c: Buffer) => {
+          if (bytes === 0) t0 = wallNow();
+          bytes += c.length;
+        });
+        s.on('end', () => {
+          send({ bytes, t0, t1: wallNow() });
+          s.end();
+        });
+      })
+      .listen(cfg.port!);
+    return;
+  }
+  process.on('message', async (m: { go?: boolean }) => {
+    if (!m.go) return;
+    try {
+      if (role === 'tcp-source') {
+        const sock = net.connect({ host: cfg.target!, port: cfg.port! });
+        await new Promise<void>((r, j) => {
+          sock.once('connect', () => r());
+          sock.once('error', j);
+        });
+        const chunk = Buffer.alloc(256 * 1024, 0x61);
+        let sent = 0;
+        const pump = () => {
+          while (sent < cfg.bytes!) {
+            sent += chunk.length;
+            if (!sock.write(chunk)) return void sock.once('drain', pump);
+          }
+          sock.end();
+        };
+        sock.on('close', () => send({ sent }));
+        pump();
+      } else if (role === 'tcp-rr') {
+        const sock = net.connect({ host: cfg.target!, port: cfg.port!, noDelay: true });
+        await new Promise<void>((r, j) => {
+          sock.once('connect', () => r());
+          sock.once('error', j);
+        });
+        const one = Buffer.from([0x2a]);
+        let count = 0;
+        const t0 = performance.now();
+        const deadline = t0 + cfg.seconds! * 1000;
+        sock.on('data', () => {
+          count++;
+          if (performance.now() > deadline) {
+            send({ count, ms: performance.now() - t0 });
+            sock.destroy();
+            return;
+          }
+          sock.write(one);
+        });
+        sock.write(one);
+      } else if (role === 'connect-probe') {
+        const t0 = performance.now();
+        const sock = net.connect({ host: cfg.target!, port: cfg.port! });
+        sock.once('connect', () => {
+          send({ connectMs: performance.now() - t0 });
+          sock.destroy();
+        });
+        sock.once('error', (e: Error) => send({ error: e.message }));
+      }
+    } catch (err) {
+      send({ error: String(err) });
+    }
+  });
+}
+
+process.on('disconnect', () => process.exit(0));
+const run = cfg.mode === 'plain-relay' ? plainRelay : cfg.mode === 'raw' ? raw : host;
+run().catch(fail);

@@ -1,0 +1,223 @@
+// Hosts through the relay, each against a baseline measured in the same run:
+// - TCP goodput between two host processes through the relay, against a plain `ws`
+//   forwarder carrying the same bytes in messages of the same size (goal >= 0.8 of it);
+// - 1-byte TCP request/response round-trip time, against a raw WebSocket ping-pong of
+//   one small packet through the same relay (goal <= 1.5 times it);
+// - time from a SYN to a cold local host until the connection is established
+//   (goal: median < 250 ms);
+// - relay forwarding rate in packets per second (small packets, one per frame).
+// Every figure has the relay in this process and each peer in a child process.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startRelay, type Relay } from '../relay/index.js';
+import { parseManifest, isManifestError } from '../relay/manifest.js';
+import { LocalProvider } from '../hostfn/local-provider.js';
+import type { PeerConfig } from './relay-peer.js';
+import type { BenchRow } from './report.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const peerScript = join(here, 'relay-peer.js');
+const repo = join(here, '..', '..');
+
+interface Peer {
+  child: ChildProcess;
+  next(): Promise<Record<string, unknown>>;
+  go(): void;
+  stop(): void;
+}
+
+function startPeer(cfg: PeerConfig): Peer {
+  const child = fork(peerScript, [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const inbox: Record<string, unknown>[] = [];
+  const waiters: ((m: Record<string, unknown>) => void)[] = [];
+  child.on('message', (m: Record<string, unknown>) => {
+    const w = waiters.shift();
+    if (w) w(m);
+    else inbox.push(m);
+  });
+  return {
+    child,
+    next: () =>
+      new Promise((resolve, reject) => {
+        const m = inbox.shift();
+        if (m) return m.error ? reject(new Error(String(m.error))) : resolve(m);
+        const onExit = (code: number) => reject(new Error(`peer ${cfg.mode}/${cfg.role} exited with ${code}`));
+        child.once('exit', onExit);
+        waiters.push((msg) => {
+          child.off('exit', onExit);
+          if (msg.error) reject(new Error(String(msg.error)));
+          else resolve(msg);
+        });
+      }),
+    go: () => child.send({ go: true }),
+    stop: () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+async function benchRelay(mtu: number): Promise<Relay> {
+  return startRelay({
+    listen: { host: '127.0.0.1', port: 0 },
+    secret: 'bench-secret-' + process.pid,
+    network: '10.77.0.0/16',
+    mtu,
+    limits: { rateBytesPerSec: 64 * 1024 * 1024 * 1024, rateBurstBytes: 1024 * 1024 * 1024 },
+  });
+}
+
+const gbps = (bytes: number, ms: number) => (bytes * 8) / (ms / 1000) / 1e9;
+
+/** Goodput of the plain ws forwarder with messages of `size` bytes. */
+async function plainGoodput(size: number, bytes: number): Promise<number> {
+  const relay = startPeer({ mode: 'plain-relay' });
+  const { url } = (await relay.next()) as { url: string };
+  const rx = startPeer({ mode: 'raw', role: 'recv', url, bytes });
+  await rx.next();
+  const tx = startPeer({ mode: 'raw', role: 'send', url, bytes, msgSize: size });
+  await tx.next();
+  tx.go();
+  const r = (await rx.next()) as { bytes: number; t0: number; t1: number };
+  for (const p of [tx, rx, relay]) p.stop();
+  return gbps(r.bytes, r.t1 - r.t0);
+}
+
+async function tcpGoodput(mtu: number, bytes: number): Promise<number> {
+  const relay = await benchRelay(mtu);
+  try {
+    const sink = startPeer({ mode: 'host', role: 'tcp-sink', url: relay.url, token: relay.mintToken('sink'), port: 5001 });
+    const { address } = (await sink.next()) as { address: string };
+    const src = startPeer({ mode: 'host', role: 'tcp-source', url: relay.url, token: relay.mintToken('source'), target: address, port: 5001, bytes });
+    await src.next();
+    src.go();
+    const r = (await sink.next()) as { bytes: number; t0: number; t1: number };
+    sink.stop();
+    src.stop();
+    if (r.bytes !== bytes) throw new Error(`tcp through relay: ${r.bytes} of ${bytes} bytes`);
+    return gbps(r.bytes, r.t1 - r.t0);
+  } finally {
+    await relay.close();
+  }
+}
+
+async function rawRtt(seconds: number): Promise<number> {
+  const relay = await benchRelay(65535);
+  try {
+    const echo = startPeer({ mode: 'raw', role: 'echo', url: relay.url, token: relay.mintToken('echo') });
+    const { address } = (await echo.next()) as { address: string };
+    const rr = startPeer({ mode: 'raw', role: 'rr', url: relay.url, token: relay.mintToken('rr'), target: address, seconds, msgSize: 29 });
+    await rr.next();
+    rr.go();
+    const r = (await rr.next()) as { count: number; ms: number };
+    echo.stop();
+    rr.stop();
+    return (r.ms * 1000) / r.count;
+  } finally {
+    await relay.close();
+  }
+}
+
+async function tcpRtt(seconds: number): Promise<number> {
+  const relay = await benchRelay(65535);
+  try {
+    const echo = startPeer({ mode: 'host', role: 'tcp-echo', url: relay.url, token: relay.mintToken('echo'), port: 5002 });
+    const { address } = (await echo.next()) as { address: string };
+    const rr = startPeer({ mode: 'host', role: 'tcp-rr', url: relay.url, token: relay.mintToken('rr'), target: address, port: 5002, seconds });
+    await rr.next();
+    rr.go();
+    const r = (await rr.next()) as { count: number; ms: number };
+    echo.stop();
+    rr.stop();
+    return (r.ms * 1000) / r.count;
+  } finally {
+    await relay.close();
+  }
+}
+
+async function forwardingRate(seconds: number): Promise<number> {
+  const relay = await benchRelay(65535);
+  try {
+    const rx = startPeer({ mode: 'raw', role: 'recv', url: relay.url, token: relay.mintToken('rx'), bytes: Number.MAX_SAFE_INTEGER });
+    const { address } = (await rx.next()) as { address: string };
+    const tx = startPeer({ mode: 'raw', role: 'send', url: relay.url, token: relay.mintToken('tx'), target: address, msgSize: 64, bytes: 64 * 2_000_000 });
+    await tx.next();
+    const before = relay.counters();
+    const t0 = performance.now();
+    tx.go();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const after = relay.counters();
+    const ms = performance.now() - t0;
+    tx.stop();
+    rx.stop();
+    const forwarded = after['packets-delivered'] - before['packets-delivered'];
+    return (forwarded * 1000) / ms;
+  } finally {
+    await relay.close();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function coldStarts(samples: number): Promise<number[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'imach-bench-'));
+  const yaml = `network: 10.77.0.0/16\nrelay:\n  listen: 127.0.0.1:0\nhosts:\n  echo:\n    run: ${join(repo, 'bench', 'apps', 'echo.mjs')}\n    address: 10.77.0.50\n    idle: 200ms\n`;
+  writeFileSync(join(dir, 'imach.yaml'), yaml);
+  const manifest = parseManifest(yaml, dir, join(dir, 'imach.yaml'));
+  if (isManifestError(manifest)) throw new Error(`bench manifest: ${manifest.field}: ${manifest.message}`);
+  const relay = await startRelay({
+    manifest,
+    listen: { host: '127.0.0.1', port: 0 },
+    secret: 'bench-secret-' + process.pid,
+    providers: { local: new LocalProvider({ output: () => {} }) },
+  });
+  const probe = startPeer({ mode: 'host', role: 'connect-probe', url: relay.url, token: relay.mintToken('probe'), target: '10.77.0.50', port: 7 });
+  const times: number[] = [];
+  try {
+    await probe.next();
+    for (let i = 0; i < samples; i++) {
+      const deadline = Date.now() + 20_000;
+      while (relay.hosts().find((h) => h.name === 'echo')?.state !== 'cold') {
+        if (Date.now() > deadline) throw new Error('cold start bench: echo host never went cold');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      probe.go();
+      const r = (await probe.next()) as { connectMs: number };
+      times.push(r.connectMs);
+    }
+  } finally {
+    probe.stop();
+    await relay.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return times;
+}
+
+export async function runRelayBench(opts: { quick: boolean }): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const g = 'relay';
+  const bytes = opts.quick ? 128 << 20 : 512 << 20;
+  const secs = opts.quick ? 1 : 3;
+  for (const mtu of [65535, 1500]) {
+    const base = await plainGoodput(mtu, mtu === 1500 ? bytes / 4 : bytes);
+    rows.push({ group: g, name: `baseline: plain ws forwarder, ${mtu}-byte messages`, metric: 'goodput Gbit/s', value: base });
+    const tcp = await tcpGoodput(mtu, mtu === 1500 ? bytes / 4 : bytes);
+    rows.push({ group: g, name: `TCP host to host through the relay, MTU ${mtu}`, metric: 'goodput Gbit/s', value: tcp, ratio: tcp / base, goal: '>= 0.8 x baseline', pass: tcp >= 0.8 * base });
+  }
+  const rawUs = await rawRtt(secs);
+  rows.push({ group: g, name: 'baseline: raw ws ping-pong through the relay', metric: 'round trip µs', value: rawUs });
+  const tcpUs = await tcpRtt(secs);
+  rows.push({ group: g, name: 'TCP 1-byte request/response through the relay', metric: 'round trip µs', value: tcpUs, ratio: tcpUs / rawUs, goal: '<= 1.5 x baseline', pass: tcpUs <= 1.5 * rawUs });
+  const pps = await forwardingRate(secs);
+  rows.push({ group: g, name: 'relay forwarding, 64-byte packets, one per frame', metric: 'packets/s', value: pps });
+  const cold = await coldStarts(opts.quick ? 5 : 15);
+  rows.push({ group: g, name: `SYN to a cold local host until established (${cold.length} starts)`, metric: 'median ms', value: median(cold), goal: '< 250', pass: median(cold) < 250 });
+  rows.push({ group: g, name: 'same', metric: 'max ms', value: Math.max(...cold) });
+  return rows;
+}

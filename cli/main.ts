@@ -1,0 +1,59 @@
+// The imach command: dispatch to a subcommand; usage errors exit 2, failures exit 1.
+
+import { CliError, EXIT, UsageError } from './args.js';
+import { events, host, ping, ps, token } from './commands.js';
+import { relay, up } from './up.js';
+import { TOP, USAGE } from './usage.js';
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  up,
+  relay,
+  host,
+  token,
+  ps,
+  events,
+  ping,
+  join: async (argv) => {
+    const { runJoin } = await import('./join.js');
+    return runJoin(argv);
+  },
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined) {
+    process.stderr.write(TOP);
+    return EXIT.usage;
+  }
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    if (cmd === 'help' && rest[0] && USAGE[rest[0]]) process.stdout.write(USAGE[rest[0]]);
+    else process.stdout.write(TOP);
+    return EXIT.ok;
+  }
+  const run = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+  if (!run) {
+    process.stderr.write(`imach: unknown command '${cmd}'\nRun 'imach --help' for the list of commands.\n`);
+    return EXIT.usage;
+  }
+  try {
+    return await run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`imach ${e.command}: ${e.message}\nRun 'imach ${e.command} --help' for usage.\n`);
+      return EXIT.usage;
+    }
+    if (e instanceof CliError) {
+      process.stderr.write(`imach ${cmd}: ${e.message}\n`);
+      return e.code;
+    }
+    process.stderr.write(`imach ${cmd}: ${(e as Error)?.stack ?? String(e)}\n`);
+    return EXIT.error;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  () => process.exit(EXIT.error),
+);

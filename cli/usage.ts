@@ -1,0 +1,101 @@
+// Help texts of the imach command and its subcommands.
+
+export const TOP = `imach: Imaginary Machines. Every host of an application gets an address on a private
+IPv4 network; hosts start when a packet or a DNS lookup needs them and are released when idle.
+
+usage: imach <command> [options]
+
+commands:
+  up [manifest]         run the relay and the application's hosts (local child processes)
+  relay                 run the relay only (admin API and WebSocket join)
+  host <module>         join one extra host by hand, running <module>
+  token <name>          mint a join token for a host (or @admin)
+  ps                    list hosts: address, state, uptime, connections, bytes, starts
+  events                show lifecycle events (--follow to stream them)
+  ping <name|address>   ping a host through the relay
+  join                  put this machine on the network through a TUN device
+
+Run 'imach <command> --help' for a command's options.
+
+environment:
+  IMACH_RELAY       relay URL (ws://host:port) for host, ps, events, ping
+  IMACH_SECRET      the network secret (instead of <state-dir>/secret)
+  IMACH_MANIFEST    manifest path (default ./imach.yaml)
+  IMACH_STATE_DIR   state directory (default .imach/ beside the manifest)
+  IMACH_LOG_LEVEL   debug, info, warn or error
+`;
+
+const COMMON = `  --manifest <path>     the manifest (default ./imach.yaml)
+  --state-dir <dir>     state directory holding the secret (default .imach/ beside the manifest)`;
+
+const ADMIN = `  --relay <url>         the relay (default: IMACH_RELAY, else the manifest's relay.listen)
+${COMMON}`;
+
+export const USAGE: Record<string, string> = {
+  up: `usage: imach up [manifest] [options]
+
+Run the relay with the lifecycle controller and the local provider in one process tree.
+Hosts start cold and are started by packets or DNS lookups; lifecycle events are printed
+as they happen. Ctrl-C or SIGTERM stops every host and the relay, and exits 0.
+
+  [manifest]            the manifest (default ./imach.yaml)
+  --listen <host:port>  override the manifest's relay.listen
+  --state-dir <dir>     state directory (default .imach/ beside the manifest)
+  --start <host,...>    start these hosts at once (a ping from the gateway), e.g. a client
+  --quiet               do not print the hosts' output
+  --json                print events as JSON lines
+`,
+  relay: `usage: imach relay [options]
+
+Run the relay: WebSocket join, routing, gateway (ping, DNS), admin API, and the lifecycle
+of the manifest's hosts (local provider). Logs JSON lines to stderr.
+
+  --listen <host:port>  listen address (default: the manifest's relay.listen, else 127.0.0.1:7000)
+${COMMON}
+`,
+  host: `usage: imach host <module> [options]
+
+Join the network as one extra host running <module> (an ES module whose default export
+is called with { net, dgram, dns, host, signal, env, log, exit }). Ends when the app is
+done or on Ctrl-C (drain).
+
+  --name <name>         host name (default: the module's file name); a token is minted
+  --token <token>       use this join token instead of minting one (not with --name)
+  --ttl <duration>      lifetime of a minted token (default 1h)
+${ADMIN}
+`,
+  token: `usage: imach token <name> [options]
+
+Print a join token for host <name> (or @admin for the admin API), signed with the network
+secret.
+
+  --ttl <duration>      lifetime, e.g. 90s, 15m, 1h, 7d (default 24h)
+${COMMON}
+`,
+  ps: `usage: imach ps [options]
+
+List the hosts the relay knows: name, address, state, provider, uptime, connections,
+bytes in/out and starts.
+
+  --json                print the relay's JSON
+${ADMIN}
+`,
+  events: `usage: imach events [options]
+
+Show the relay's lifecycle events (started, joined, drain, released, failed, ...).
+
+  --follow, -f          keep streaming new events until Ctrl-C
+  --json                print JSON lines
+${ADMIN}
+`,
+  ping: `usage: imach ping <name|address> [options]
+
+Send ICMP echo requests from the relay's gateway to a host (which starts it if it is cold).
+Exits 0 if any reply came back, 1 otherwise.
+
+  --count, -c <n>       number of pings (default 4)
+  --interval <ms>       time between pings (default 1000)
+  --timeout <ms>        wait for each reply (default 5000)
+${ADMIN}
+`,
+};

@@ -1,0 +1,45 @@
+// Entry of a local host function (a child process started by LocalProvider): reads the
+// launch from IMACH_LAUNCH, runs the host, and exits with its code. SIGTERM drains.
+
+import { createLogger, textSink } from './log.js';
+import { LAUNCH_ENV, isProtocolError, parseLaunch } from './protocol.js';
+import { HostRuntime } from './runtime.js';
+
+// If the process that started us dies, our output pipes break; the host keeps running
+// (and reconnects to a restarted relay) rather than dying of EPIPE.
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
+
+const log = createLogger({ sink: textSink() });
+
+async function main(): Promise<number> {
+  const launch = parseLaunch(process.env[LAUNCH_ENV] ?? '');
+  if (isProtocolError(launch)) {
+    log.error('bad launch', { variable: LAUNCH_ENV, field: launch.field, err: launch.message });
+    return 2;
+  }
+  delete process.env[LAUNCH_ENV];
+  const runtime = new HostRuntime(launch, { logger: log, setProcessEnv: true });
+  const onSignal = (sig: string) => () => runtime.drain(sig);
+  process.on('SIGTERM', onSignal('SIGTERM'));
+  process.on('SIGINT', onSignal('SIGINT'));
+  process.on('uncaughtException', (e) => {
+    log.error('uncaught exception in app', { err: e.stack ?? e.message });
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (e) => {
+    log.error('unhandled rejection in app', { err: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    process.exit(1);
+  });
+  const exit = await runtime.run();
+  return exit.code;
+}
+
+// The app may leave timers behind: the host ends when the runtime says so.
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    log.error('host failed', { err: e instanceof Error ? e.message : String(e) });
+    process.exit(1);
+  },
+);

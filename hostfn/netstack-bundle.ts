@@ -1,0 +1,40 @@
+// The default stack of a host: netstack's Stack on the relay link, with name resolution
+// through the relay's DNS service on the gateway.
+
+import type { Link } from '../netstack/link/link.js';
+import { Stack } from '../netstack/stack.js';
+import { createNetApi, type NetApi } from '../netstack/api/net.js';
+import { createDnsResolver } from '../netstack/api/dns.js';
+import type { DgramApi } from '../netstack/api/dgram.js';
+import type { Logger } from './log.js';
+import type { WelcomeMessage } from './protocol.js';
+import type { StackBundle } from './runtime.js';
+
+export function createNetstackBundle(welcome: WelcomeMessage, link: Link, log?: Logger): StackBundle<NetApi, DgramApi> {
+  const stack = new Stack({
+    address: welcome.address,
+    prefixLength: welcome.prefixLength,
+    mtu: welcome.mtu,
+    gateway: welcome.gateway,
+    logger: log,
+  });
+  const net = (typeof stack.net === 'object' && stack.net !== null ? stack.net : createNetApi(stack)) as NetApi;
+  stack.attach(link);
+  const resolver = createDnsResolver(stack, welcome.dns, { domain: welcome.domain });
+  stack.setResolver((name) => resolver.lookup(name));
+  return {
+    stack: {
+      net,
+      dgram: stack.dgram,
+      socketStats: () => stack.socketStats(),
+      close: () => {
+        resolver.close();
+        stack.close();
+      },
+    },
+    dns: {
+      lookup: (name: string) => resolver.lookup(name),
+      resolve4: (name: string) => resolver.resolve4(name),
+    },
+  };
+}

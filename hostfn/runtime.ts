@@ -1,0 +1,370 @@
+// What runs inside a host function: join the relay, bring up a stack with the welcome's
+// address, run the application module, report activity, and end on drain or app exit.
+
+import { pathToFileURL } from 'node:url';
+import { isAbsolute, resolve as resolvePath } from 'node:path';
+import type { Link } from '../netstack/link/link.js';
+import { createLogger, type Logger } from './log.js';
+import { ACTIVITY_INTERVAL_MS, type Launch, type WelcomeMessage } from './protocol.js';
+import { RelayLink, isRelayLinkError, type RelayLinkOptions } from './relay-link.js';
+
+export interface HostExit {
+  code: number;
+  reason: string;
+}
+
+/** The socket counters the runtime reads (a subset of netstack's socketStats()). */
+export interface RuntimeSocketStats {
+  established: number;
+  listening: number;
+  udp: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** What the runtime needs from a stack; the real one comes from netstack. */
+export interface RuntimeStack<Net extends object = object, Dgram extends object = object> {
+  readonly net: Net;
+  readonly dgram: Dgram;
+  socketStats(): RuntimeSocketStats;
+  close(): void;
+}
+
+/** Name resolution through the relay's DNS on the gateway (a lookup of a cold host starts it). */
+export interface RuntimeDns {
+  lookup(name: string): Promise<string>;
+  resolve4(name: string): Promise<string[]>;
+}
+
+export interface StackBundle<Net extends object = object, Dgram extends object = object> {
+  stack: RuntimeStack<Net, Dgram>;
+  dns: RuntimeDns;
+}
+
+export type StackFactory = (welcome: WelcomeMessage, link: Link, log: Logger) => StackBundle | Promise<StackBundle>;
+
+/** The object an application's default export is called with. */
+export interface HostContext<Net extends object = object, Dgram extends object = object> {
+  net: Net;
+  dgram: Dgram;
+  dns: RuntimeDns;
+  host: { name: string; address: string };
+  /** Fired when the host is asked to drain: stop accepting work and finish. */
+  signal: AbortSignal;
+  env: Record<string, string>;
+  log: Logger;
+  /** End the host now with this exit code (like process.exit). */
+  exit(code?: number): void;
+}
+
+export type HostApp = (ctx: HostContext) => unknown;
+
+export interface RunHostOptions {
+  logger?: Logger;
+  /** Copy the launch env into process.env (local child processes). Default false. */
+  setProcessEnv?: boolean;
+  /** Time left before the platform kills us (Lambda); the runtime drains before it. */
+  remainingMs?: () => number;
+  /** Margin kept before remainingMs() reaches 0. Default 2000. */
+  deadlineMarginMs?: number;
+  /** Build the stack; default: netstack's Stack plus its DNS resolver through the gateway. */
+  createStack?: StackFactory;
+  link?: Partial<RelayLinkOptions>;
+  /** Activity report at least this often (and on a change of established). */
+  activityIntervalMs?: number;
+  /** How often socket counters are read. Default 200. */
+  pollMs?: number;
+  /** Longest wait for the app to listen before held packets are delivered. Default 500. */
+  listenWaitMs?: number;
+  /** Grace when the runtime drains on its own (deadline, SIGTERM without a value). */
+  defaultGraceMs?: number;
+}
+
+type Phase = 'starting' | 'running' | 'draining' | 'done';
+
+export class HostRuntime {
+  private readonly log: Logger;
+  private readonly abort = new AbortController();
+  private phase: Phase = 'starting';
+  private link: RelayLink | null = null;
+  private stack: RuntimeStack | null = null;
+  private readonly servers = new Set<{ close(cb?: (err?: Error) => void): unknown }>();
+  private pollTimer: NodeJS.Timeout | null = null;
+  private drainTimer: NodeJS.Timeout | null = null;
+  private appSettled = false;
+  private lastEstablished = -1;
+  private lastListening = -1;
+  private drainReason = '';
+  private lastActivitySent = 0;
+  private lastBytes = -1;
+  private lastTraffic = Date.now();
+  private resolveExit!: (e: HostExit) => void;
+  private readonly exit: Promise<HostExit>;
+  private pendingDrain: { reason: string; graceMs: number } | null = null;
+
+  constructor(
+    readonly launch: Launch,
+    private readonly options: RunHostOptions = {},
+  ) {
+    this.log = (options.logger ?? createLogger()).child({ host: launch.host });
+    this.exit = new Promise((r) => (this.resolveExit = r));
+  }
+
+  /** Join, run the app, and resolve when the host function should end. Never rejects. */
+  run(): Promise<HostExit> {
+    void this.start().catch((e: unknown) => {
+      this.log.error('host runtime failed', { err: e as Error });
+      void this.finish(1, `runtime error: ${(e as Error)?.message ?? String(e)}`);
+    });
+    return this.exit;
+  }
+
+  /** Stop accepting work, let connections finish for up to graceMs, then end. */
+  drain(reason: string, graceMs: number = this.options.defaultGraceMs ?? 5000): void {
+    if (this.phase === 'starting') {
+      this.pendingDrain = { reason, graceMs };
+      return;
+    }
+    if (this.phase !== 'running') return;
+    this.phase = 'draining';
+    this.drainReason = reason;
+    this.log.info('draining', { reason, graceMs });
+    this.abort.abort(new Error(`drain: ${reason}`));
+    for (const s of this.servers) {
+      try {
+        s.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.servers.clear();
+    this.drainTimer = setTimeout(() => void this.finish(0, `drained (${reason})`), graceMs);
+    this.tick();
+  }
+
+  private async start(): Promise<void> {
+    const { launch } = this;
+    if (this.options.setProcessEnv) for (const [k, v] of Object.entries(launch.env)) process.env[k] = v;
+
+    // Load the app before joining: a module that cannot load fails the start, and the
+    // relay answers the packets held for this host with ICMP unreachable.
+    let app: HostApp;
+    try {
+      app = await loadApp(launch.run);
+    } catch (e) {
+      this.log.error('cannot load the app module', { run: launch.run, err: errorText(e) });
+      return void this.finish(1, `cannot load ${launch.run}: ${errorMessage(e)}`);
+    }
+
+    const link = await RelayLink.connect({
+      url: launch.relay,
+      token: launch.token,
+      logger: this.log.child({ component: 'relay-link' }),
+      ...this.options.link,
+    });
+    if (isRelayLinkError(link)) {
+      this.log.error('cannot join the relay', { kind: link.kind, err: link.message });
+      return void this.finish(1, `join failed: ${link.message}`);
+    }
+    this.link = link;
+    link.pauseReceive();
+    const welcome = link.welcome;
+    this.log.info('joined', { address: welcome.address, session: welcome.session, mtu: welcome.mtu });
+    link.onControl((m) => {
+      if (m.type === 'drain') this.drain(m.reason, m.graceMs);
+      else if (m.type === 'error') this.log.warn('relay says', { code: m.code, message: m.message });
+    });
+    void link.ended.then((err) => {
+      if (err) void this.finish(1, `relay lost: ${err.message}`);
+    });
+
+    const factory = this.options.createStack ?? defaultStackFactory;
+    const { stack, dns } = await factory(welcome, link, this.log);
+    this.stack = stack;
+    if (this.isDone()) {
+      stack.close();
+      return;
+    }
+
+    this.phase = 'running';
+    this.pollTimer = setInterval(() => this.tick(), this.options.pollMs ?? 200);
+    const ctx: HostContext = {
+      net: trackServers(stack.net, 'createServer', (s) => this.servers.add(s)),
+      dgram: stack.dgram,
+      dns,
+      host: { name: launch.host, address: welcome.address },
+      signal: this.abort.signal,
+      env: { ...launch.env },
+      log: this.log.child({ app: launch.host }),
+      exit: (code = 0) => void this.finish(code, `app called exit(${code})`),
+    };
+    this.tick();
+    const result = Promise.resolve().then(() => app(ctx));
+    void this.resumeWhenReady(link, stack, result);
+    if (this.pendingDrain) {
+      const { reason, graceMs } = this.pendingDrain;
+      void result.finally(() => this.drain(reason, graceMs)).catch(() => {});
+    }
+    result
+      .then(
+        () => {
+          this.appSettled = true;
+          this.tick();
+        },
+        (e: unknown) => {
+          this.log.error('app threw', { err: errorText(e) });
+          void this.finish(1, `app threw: ${errorMessage(e)}`);
+        },
+      );
+  }
+
+  /**
+   * The packets that started this host (a SYN, a datagram) were held by the relay and
+   * arrive right after the join: deliver them once the app listens, has finished its
+   * start, or had a short moment, so the first connect is not refused.
+   */
+  private async resumeWhenReady(link: RelayLink, stack: RuntimeStack, result: Promise<unknown>): Promise<void> {
+    let settled = false;
+    void result.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    const until = Date.now() + (this.options.listenWaitMs ?? 500);
+    await new Promise((r) => setImmediate(r));
+    while (!settled && Date.now() < until && !this.isDone()) {
+      const s = stack.socketStats();
+      if (s.listening + s.udp > 0) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setImmediate(r));
+    link.resumeReceive();
+  }
+
+  private isDone(): boolean {
+    return this.phase === 'done';
+  }
+
+  /** Read the counters: report activity, and end when the app's handles are gone. */
+  private tick(): void {
+    const stack = this.stack;
+    const link = this.link;
+    if (!stack || !link || this.phase === 'done' || this.phase === 'starting') return;
+    const s = stack.socketStats();
+    const now = Date.now();
+    const bytes = s.bytesIn + s.bytesOut;
+    if (bytes !== this.lastBytes) {
+      this.lastBytes = bytes;
+      this.lastTraffic = now;
+    }
+    const interval = this.options.activityIntervalMs ?? ACTIVITY_INTERVAL_MS;
+    const listening = s.listening + s.udp;
+    if (
+      s.established !== this.lastEstablished ||
+      listening !== this.lastListening ||
+      now - this.lastActivitySent >= interval
+    ) {
+      const sent = link.sendControl({
+        type: 'activity',
+        established: s.established,
+        // relay/protocol.ts: listening counts TCP listeners and bound UDP sockets.
+        listening,
+        bytesIn: s.bytesIn,
+        bytesOut: s.bytesOut,
+        idleMs: now - this.lastTraffic,
+      });
+      if (sent) {
+        this.lastEstablished = s.established;
+        this.lastListening = listening;
+        this.lastActivitySent = now;
+      }
+    }
+    if (this.phase === 'running' && this.appSettled && s.established === 0 && s.listening === 0 && s.udp === 0) {
+      void this.finish(0, 'app exited');
+      return;
+    }
+    if (this.phase === 'draining' && s.established === 0) {
+      void this.finish(0, `drained (${this.drainReason})`);
+      return;
+    }
+    const remaining = this.options.remainingMs?.();
+    if (remaining !== undefined && this.phase === 'running') {
+      const margin = this.options.deadlineMarginMs ?? 2000;
+      const grace = this.options.defaultGraceMs ?? 5000;
+      if (remaining < margin + grace) this.drain('deadline', Math.max(0, remaining - margin));
+    }
+  }
+
+  private async finish(code: number, reason: string): Promise<void> {
+    if (this.isDone()) return;
+    this.phase = 'done';
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.drainTimer) clearTimeout(this.drainTimer);
+    if (!this.abort.signal.aborted) this.abort.abort(new Error(`host ending: ${reason}`));
+    const link = this.link;
+    if (link) {
+      if (link.state === 'open') link.sendControl({ type: 'released', reason });
+      await link.closeGracefully(1000);
+    }
+    try {
+      this.stack?.close();
+    } catch (e) {
+      this.log.warn('stack close failed', { err: e as Error });
+    }
+    this.log.info('host ended', { code, reason });
+    this.resolveExit({ code, reason });
+  }
+}
+
+/** Run a host function to its end. */
+export function runHost(launch: Launch, options?: RunHostOptions): Promise<HostExit> {
+  return new HostRuntime(launch, options).run();
+}
+
+async function loadApp(run: string): Promise<HostApp> {
+  const path = isAbsolute(run) ? run : resolvePath(run);
+  const mod: unknown = await import(pathToFileURL(path).href);
+  const fn = (mod as { default?: unknown }).default;
+  if (typeof fn !== 'function') throw new Error(`${run} has no default export function`);
+  return fn as HostApp;
+}
+
+/** Wrap a facade so every object made by `method` is reported (to close listeners on drain). */
+function trackServers<T extends object>(
+  target: T,
+  method: string,
+  onCreate: (s: { close(cb?: (err?: Error) => void): unknown }) => void,
+): T {
+  return new Proxy(target, {
+    get(t, prop) {
+      const v: unknown = Reflect.get(t, prop, t);
+      if (typeof v !== 'function') return v;
+      if (prop === method) {
+        return (...args: unknown[]) => {
+          const s: unknown = (v as (...a: unknown[]) => unknown).apply(t, args);
+          if (s && typeof (s as { close?: unknown }).close === 'function') {
+            onCreate(s as { close(): unknown });
+          }
+          return s;
+        };
+      }
+      // Methods (no prototype) are bound to the real facade; classes are returned as they are.
+      return (v as { prototype?: unknown }).prototype === undefined
+        ? (v as (...a: unknown[]) => unknown).bind(t)
+        : v;
+    },
+  });
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? (e.stack ?? e.message) : String(e);
+}
+
+/** netstack's Stack with its DNS resolver through the gateway (loaded on first use). */
+export const defaultStackFactory: StackFactory = async (welcome, link, log) => {
+  const { createNetstackBundle } = await import('./netstack-bundle.js');
+  return createNetstackBundle(welcome, link, log.child({ component: 'netstack' })) as StackBundle;
+};

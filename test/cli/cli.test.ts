@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startRelay, verifyToken, isTokenError, type Relay } from '../../relay/index.js';
+import { silentLogger } from '../../hostfn/log.js';
+
+const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the built CLI; kill it if it outlives `killAfterMs`. */
+function imach(args: string[], opts: { env?: Record<string, string>; cwd?: string; killAfterMs?: number } = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: opts.cwd ?? tmpdir(),
+      env: { PATH: process.env.PATH ?? '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs ?? 20_000);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('cli: imach', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'imach-cli-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('with no command prints usage and exits 2', async () => {
+    const r = await imach([]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /usage: imach <command>/);
+  });
+
+  it('--help lists every command and exits 0', async () => {
+    const r = await imach(['--help']);
+    assert.equal(r.code, 0);
+    for (const c of ['up', 'relay', 'host', 'token', 'ps', 'events', 'ping', 'join']) {
+      assert.match(r.stdout, new RegExp(`^  ${c}\\b`, 'm'), c);
+    }
+  });
+
+  for (const cmd of ['up', 'relay', 'host', 'token', 'ps', 'events', 'ping']) {
+    it(`${cmd} --help prints its usage and exits 0`, async () => {
+      const r = await imach([cmd, '--help']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^usage: imach ${cmd}\\b`));
+    });
+  }
+
+  it('an unknown command exits 2', async () => {
+    const r = await imach(['frobnicate']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown command 'frobnicate'/);
+  });
+
+  it('an unknown flag exits 2 and names the flag', async () => {
+    const r = await imach(['ps', '--bogus']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--bogus/);
+  });
+
+  it('missing arguments and bad values exit 2', async () => {
+    for (const args of [['token'], ['ping'], ['host'], ['token', 'web', '--ttl', 'soon'], ['ping', 'web', '--count', '0'], ['relay', '--listen', 'nope'], ['token', 'Not_A_Label'], ['ps', 'extra']]) {
+      const r = await imach(args, { env: { IMACH_SECRET: 's' } });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /imach \w+: .+\nRun 'imach \w+ --help'/);
+    }
+  });
+
+  it('token mints a token for the host, signed with the secret, with the ttl', async () => {
+    const r = await imach(['token', 'web', '--ttl', '2h'], { env: { IMACH_SECRET: 'shh' } });
+    assert.equal(r.code, 0, r.stderr);
+    const claims = verifyToken('shh', r.stdout.trim());
+    assert.ok(!isTokenError(claims));
+    assert.equal(claims.h, 'web');
+    assert.equal(claims.exp - claims.iat, 7200);
+    assert.ok(isTokenError(verifyToken('other', r.stdout.trim())));
+  });
+
+  it('token uses the secret file in the state directory, created once', async () => {
+    const state = join(dir, 'state');
+    const a = await imach(['token', 'kv', '--state-dir', state]);
+    const b = await imach(['token', '@admin', '--state-dir', state]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    const { readFileSync, statSync } = await import('node:fs');
+    const secret = readFileSync(join(state, 'secret'), 'utf8').trim();
+    assert.equal(statSync(join(state, 'secret')).mode & 0o777, 0o600);
+    assert.ok(!isTokenError(verifyToken(secret, a.stdout.trim())));
+    assert.ok(!isTokenError(verifyToken(secret, b.stdout.trim())));
+  });
+
+  it('admin commands fail with exit 1 when the relay is unreachable', async () => {
+    const r = await imach(['ps', '--relay', 'ws://127.0.0.1:9'], { env: { IMACH_SECRET: 's' } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /cannot reach the relay/);
+  });
+
+  it('a bad manifest exits 1 naming the field', async () => {
+    const m = join(dir, 'bad.yaml');
+    writeFileSync(m, 'hosts:\n  web:\n    run: ./web.js\n    idle: soon\n');
+    const r = await imach(['up', m], { env: { IMACH_SECRET: 's' } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /hosts\.web\.idle/);
+  });
+
+  describe('against a running relay', () => {
+    let relay: Relay;
+    const secret = 'cli-test-secret';
+    before(async () => {
+      relay = await startRelay({ listen: { host: '127.0.0.1', port: 0 }, secret, logger: silentLogger });
+    });
+    after(() => relay.close());
+
+    it('ps --json prints the hosts, ps prints a table', async () => {
+      const env = { IMACH_SECRET: secret, IMACH_RELAY: relay.url };
+      const j = await imach(['ps', '--json'], { env });
+      assert.equal(j.code, 0, j.stderr);
+      assert.deepEqual(JSON.parse(j.stdout), relay.hosts());
+      const t = await imach(['ps'], { env });
+      assert.equal(t.code, 0, t.stderr);
+      assert.match(t.stdout, /^NAME\s+ADDRESS\s+STATE\s+PROVIDER\s+UPTIME\s+CONNS\s+IN\s+OUT\s+STARTS/);
+    });
+
+    it('a wrong secret is refused with exit 1', async () => {
+      const r = await imach(['ps'], { env: { IMACH_SECRET: 'wrong', IMACH_RELAY: relay.url } });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /401/);
+    });
+
+    it('ping of an unknown host reports it and exits 1', async () => {
+      const r = await imach(['ping', 'nosuch', '--count', '1'], { env: { IMACH_SECRET: secret, IMACH_RELAY: relay.url } });
+      assert.equal(r.code, 1);
+      assert.match(r.stdout, /nosuch: seq=1 .*unknown host/);
+      assert.match(r.stdout, /1 sent, 0 received, 100% loss/);
+    });
+
+    it('host joins a module by hand with a dynamic address and exits with its code', async () => {
+      const mod = join(dir, 'extra.mjs');
+      writeFileSync(mod, `export default ({ host, exit }) => { console.log('ADDR', host.name, host.address); exit(3); };\n`);
+      const r = await imach(['host', mod, '--name', 'extra'], { env: { IMACH_SECRET: secret, IMACH_RELAY: relay.url } });
+      assert.equal(r.code, 3, r.stderr);
+      const m = /ADDR extra (\S+)/.exec(r.stdout);
+      assert.ok(m, r.stdout);
+      const h = relay.hosts().find((x) => x.name === 'extra');
+      assert.ok(h);
+      assert.equal(h.address, m[1]);
+      assert.equal(h.provider, 'manual');
+    });
+
+    it('host with a token signed by another secret exits 1 with the refusal', async () => {
+      const mod = join(dir, 'extra2.mjs');
+      writeFileSync(mod, 'export default () => {};\n');
+      const { mintToken } = await import('../../relay/auth.js');
+      const r = await imach(['host', mod, '--token', mintToken('not-the-secret', 'x', 60)], { env: { IMACH_RELAY: relay.url } });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /refused|forged/);
+    });
+
+    it('events --json prints JSON lines', async () => {
+      const r = await imach(['events', '--json'], { env: { IMACH_SECRET: secret, IMACH_RELAY: relay.url } });
+      assert.equal(r.code, 0, r.stderr);
+      for (const line of r.stdout.split('\n').filter(Boolean)) assert.equal(typeof JSON.parse(line).host, 'string');
+    });
+  });
+
+  it('up starts the relay for a manifest and exits 0 on SIGTERM', async () => {
+    const m = join(dir, 'imach.yaml');
+    writeFileSync(join(dir, 'app.mjs'), 'export default () => {};\n');
+    writeFileSync(m, 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web:\n    run: ./app.mjs\n    idle: 5s\n');
+    const child = spawn(process.execPath, [CLI, 'up', m], { cwd: dir, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const start = Date.now();
+    while (!/all hosts are cold/.test(out) && Date.now() - start < 15_000) await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, /relay on ws:\/\/127\.0\.0\.1:\d+/);
+    assert.match(out, /web\s+10\.77\.0\.2\s+local/);
+    child.kill('SIGTERM');
+    const code = await exited;
+    clearTimeout(t);
+    assert.equal(code, 0, out);
+  });
+});

@@ -1,0 +1,339 @@
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { RelayLink, isRelayLinkError, splitPackets } from '../../hostfn/relay-link.js';
+import { silentLogger } from '../../hostfn/log.js';
+
+/** A minimal IPv4 packet: header with version/IHL and total length, then a payload. */
+function ipv4(payloadLen: number, fill = 0): Uint8Array {
+  const p = new Uint8Array(20 + payloadLen);
+  p[0] = 0x45;
+  p[2] = p.length >> 8;
+  p[3] = p.length & 0xff;
+  p[8] = 64;
+  p.fill(fill, 20);
+  return p;
+}
+
+function welcome(address = '10.77.0.5', session = 's1') {
+  return {
+    type: 'welcome',
+    version: 1,
+    host: 'h',
+    address,
+    network: '10.77.0.0/16',
+    prefixLength: 16,
+    mtu: 65535,
+    gateway: '10.77.0.1',
+    dns: '10.77.0.1',
+    domain: 'imach',
+    idleMs: null,
+    session,
+  };
+}
+
+interface FakeRelay {
+  url: string;
+  port: number;
+  conns: WebSocket[];
+  frames: { binary: boolean; data: Buffer }[];
+  auths: string[];
+  next(): Promise<WebSocket>;
+  close(): Promise<void>;
+}
+
+async function startFakeRelay(
+  opts: { port?: number; refuse?: (req: IncomingMessage) => number; autoPong?: boolean; afterWelcome?: Uint8Array[] } = {},
+): Promise<FakeRelay> {
+  const wss = new WebSocketServer({
+    port: opts.port ?? 0,
+    host: '127.0.0.1',
+    autoPong: opts.autoPong ?? true,
+    verifyClient: (info, cb) => {
+      const status = opts.refuse?.(info.req) ?? 0;
+      if (status) cb(false, status, 'refused', { 'X-Imach-Error': 'token expired' });
+      else cb(true);
+    },
+  });
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  const port = (wss.address() as AddressInfo).port;
+  const conns: WebSocket[] = [];
+  const frames: FakeRelay['frames'] = [];
+  const auths: string[] = [];
+  let waiters: ((ws: WebSocket) => void)[] = [];
+  wss.on('connection', (ws, req) => {
+    auths.push(String(req.headers.authorization));
+    assert.equal(ws.protocol, 'imach.v1');
+    conns.push(ws);
+    ws.on('message', (data, binary) => frames.push({ binary, data: data as Buffer }));
+    ws.send(JSON.stringify(welcome('10.77.0.5', `s${conns.length}`)));
+    for (const p of opts.afterWelcome ?? []) ws.send(p, { binary: true });
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f(ws);
+  });
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    port,
+    conns,
+    frames,
+    auths,
+    next: () => new Promise((r) => waiters.push(r)),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => r());
+      }),
+  };
+}
+
+async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('hostfn/relay-link', () => {
+  const cleanups: (() => unknown)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function relay(opts?: Parameters<typeof startFakeRelay>[0]) {
+    const r = await startFakeRelay(opts);
+    cleanups.push(() => r.close());
+    return r;
+  }
+
+  async function link(r: FakeRelay, extra: Partial<Parameters<typeof RelayLink.connect>[0]> = {}) {
+    const l = await RelayLink.connect({ url: r.url, token: 'tok', logger: silentLogger, ...extra });
+    if (isRelayLinkError(l)) throw new Error(l.message);
+    cleanups.push(() => l.close());
+    return l;
+  }
+
+  describe('splitPackets', () => {
+    it('splits back-to-back packets by total length', () => {
+      const a = ipv4(10, 1);
+      const b = ipv4(0);
+      const c = ipv4(300, 3);
+      const frame = Buffer.concat([a, b, c]);
+      const { packets, malformed } = splitPackets(frame);
+      assert.equal(malformed, false);
+      assert.deepEqual(
+        packets.map((p) => p.length),
+        [30, 20, 320],
+      );
+      assert.equal(packets[2]![20], 3);
+    });
+
+    it('keeps the packets before a malformed one and flags the rest', () => {
+      const bad = ipv4(4);
+      bad[0] = 0x65; // version 6
+      const r = splitPackets(Buffer.concat([ipv4(1), bad, ipv4(1)]));
+      assert.equal(r.packets.length, 1);
+      assert.equal(r.malformed, true);
+      const truncated = ipv4(50).subarray(0, 40);
+      assert.equal(splitPackets(truncated).malformed, true);
+      const shortTotal = ipv4(0);
+      shortTotal[3] = 10;
+      assert.equal(splitPackets(shortTotal).malformed, true);
+    });
+  });
+
+  it('joins with the bearer token and exposes the welcome', async () => {
+    const r = await relay();
+    const l = await link(r);
+    assert.equal(l.welcome.address, '10.77.0.5');
+    assert.equal(l.welcome.gateway, '10.77.0.1');
+    assert.equal(l.mtu, 65535);
+    assert.equal(l.state, 'open');
+    assert.deepEqual(r.auths, ['Bearer tok']);
+  });
+
+  it('sends packets queued in one tick as one binary frame', async () => {
+    const r = await relay();
+    const l = await link(r);
+    const pkts = [ipv4(5, 1), ipv4(6, 2), ipv4(7, 3)];
+    for (const p of pkts) l.send(p);
+    await until(() => r.frames.length >= 1, 'a frame');
+    await new Promise((res) => setTimeout(res, 50));
+    assert.equal(r.frames.length, 1);
+    assert.equal(r.frames[0]!.binary, true);
+    assert.deepEqual(new Uint8Array(r.frames[0]!.data), new Uint8Array(Buffer.concat(pkts)));
+    assert.equal(l.counters.packetsOut, 3);
+    assert.equal(l.counters.framesOut, 1);
+  });
+
+  it('bounds a batch by packet count', async () => {
+    const r = await relay();
+    const l = await link(r, { maxBatchPackets: 4 });
+    for (let i = 0; i < 10; i++) l.send(ipv4(1, i));
+    await until(() => r.frames.length >= 3, 'three frames');
+    assert.deepEqual(
+      r.frames.map((f) => splitPackets(f.data).packets.length),
+      [4, 4, 2],
+    );
+  });
+
+  it('bounds a batch by maxBatchBytes', async () => {
+    const r = await relay();
+    const l = await link(r, { maxBatchBytes: 250 });
+    for (let i = 0; i < 5; i++) l.send(ipv4(80, i)); // 100 bytes each
+    l.send(ipv4(400)); // over the batch limit: dropped
+    await until(() => r.frames.length >= 3, 'three frames');
+    assert.deepEqual(
+      r.frames.map((f) => f.data.length),
+      [200, 200, 100],
+    );
+    assert.equal(l.counters.drops.tooBig, 1);
+  });
+
+  it('delivers received packets and counts a malformed tail', async () => {
+    const r = await relay();
+    const l = await link(r);
+    const got: Uint8Array[] = [];
+    l.onReceive((p) => got.push(Uint8Array.from(p)));
+    const garbage = new Uint8Array([0x45, 0, 0xff, 0xff, 1, 2, 3]);
+    r.conns[0]!.send(Buffer.concat([ipv4(3, 7), ipv4(4, 8), garbage]), { binary: true });
+    r.conns[0]!.send(Buffer.concat([ipv4(2, 9)]), { binary: true });
+    await until(() => got.length >= 3, 'three packets');
+    assert.deepEqual(
+      got.map((p) => p[20]),
+      [7, 8, 9],
+    );
+    assert.equal(l.counters.drops.malformed, 1);
+    assert.equal(l.state, 'open');
+  });
+
+  it('keeps packets sent right behind the welcome until a handler is set', async () => {
+    const r = await relay({ afterWelcome: [ipv4(1, 11), Buffer.concat([ipv4(1, 12), ipv4(1, 13)])] });
+    const l = await link(r);
+    l.pauseReceive();
+    await new Promise((res) => setTimeout(res, 50));
+    const got: number[] = [];
+    l.onReceive((p) => got.push(p[20]!));
+    assert.deepEqual(got, [], 'held while paused');
+    l.resumeReceive();
+    assert.deepEqual(got, [11, 12, 13]);
+  });
+
+  it('passes control messages both ways and ignores bad control frames', async () => {
+    const r = await relay();
+    const l = await link(r);
+    const got: string[] = [];
+    l.onControl((m) => got.push(m.type === 'unknown' ? `unknown:${m.original}` : m.type));
+    r.conns[0]!.send('not json');
+    r.conns[0]!.send(JSON.stringify({ noType: 1 }));
+    r.conns[0]!.send(JSON.stringify({ type: 'future-thing', x: 1 }));
+    r.conns[0]!.send(JSON.stringify({ type: 'drain', reason: 'idle', graceMs: 100 }));
+    await until(() => got.length >= 2, 'control messages');
+    assert.deepEqual(got, ['unknown:future-thing', 'drain']);
+    assert.equal(l.counters.drops.badControl, 2);
+    assert.equal(l.sendControl({ type: 'released', reason: 'exited' }), true);
+    await until(() => r.frames.some((f) => !f.binary), 'control frame');
+    const text = r.frames.find((f) => !f.binary)!.data.toString();
+    assert.deepEqual(JSON.parse(text), { type: 'released', reason: 'exited' });
+  });
+
+  it('returns a refused token as an error value with the reason', async () => {
+    const r = await relay({ refuse: () => 401 });
+    const l = await RelayLink.connect({ url: r.url, token: 'bad', logger: silentLogger });
+    assert.ok(isRelayLinkError(l));
+    assert.equal(l.kind, 'auth');
+    assert.equal(l.status, 401);
+    assert.match(l.message, /token expired/);
+  });
+
+  it('returns an unreachable relay as an error value', async () => {
+    const r = await relay();
+    const url = r.url;
+    await r.close();
+    const l = await RelayLink.connect({ url, token: 't', logger: silentLogger });
+    assert.ok(isRelayLinkError(l));
+    assert.equal(l.kind, 'network');
+  });
+
+  it('reconnects after a drop, holds packets meanwhile (bounded, oldest dropped)', async () => {
+    const r = await relay();
+    let n = 0;
+    const l = await link(r, {
+      token: () => `tok${++n}`,
+      backoffInitialMs: 20,
+      backoffMaxMs: 50,
+      maxQueuePackets: 3,
+    });
+    const states: string[] = [];
+    l.onStateChange((s) => states.push(s));
+    const second = r.next();
+    r.conns[0]!.terminate();
+    await until(() => l.state === 'reconnecting', 'reconnecting');
+    for (let i = 1; i <= 5; i++) l.send(ipv4(1, i));
+    await second;
+    await until(() => r.frames.length >= 1, 'held packets');
+    const { packets } = splitPackets(r.frames[0]!.data);
+    assert.deepEqual(
+      packets.map((p) => p[20]),
+      [3, 4, 5],
+    );
+    assert.equal(l.counters.drops.queueFull, 2);
+    assert.equal(l.counters.reconnects, 1);
+    assert.equal(l.welcome.address, '10.77.0.5');
+    assert.equal(l.welcome.session, 's2');
+    assert.deepEqual(r.auths, ['Bearer tok1', 'Bearer tok2']);
+    assert.deepEqual(states, ['reconnecting', 'open']);
+  });
+
+  it('reconnects to a relay restarted on the same port', async () => {
+    const r = await startFakeRelay();
+    const l = await link(r, { backoffInitialMs: 20, backoffMaxMs: 100 });
+    await r.close();
+    await until(() => l.state === 'reconnecting', 'reconnecting');
+    const r2 = await relay({ port: r.port });
+    await until(() => l.state === 'open', 'open again');
+    l.send(ipv4(2, 42));
+    await until(() => r2.frames.length >= 1, 'a frame on the new relay');
+    assert.equal(r2.frames[0]!.data[20], 42);
+  });
+
+  it('gives up after giveUpAfterMs and reports it', async () => {
+    const r = await startFakeRelay();
+    const l = await link(r, { backoffInitialMs: 20, backoffMaxMs: 40, giveUpAfterMs: 300 });
+    await r.close();
+    const err = await l.ended;
+    assert.ok(err);
+    assert.equal(err.kind, 'gaveUp');
+    assert.equal(l.state, 'closed');
+    l.send(ipv4(1));
+    assert.equal(l.counters.drops.closed, 1);
+  });
+
+  it('detects a relay that stops answering pings', async () => {
+    const r = await relay({ autoPong: false });
+    const l = await link(r, { pingIntervalMs: 50, deadAfterMs: 200, backoffInitialMs: 20 });
+    const second = r.next();
+    await second;
+    await until(() => l.counters.reconnects >= 1 && l.state === 'open', 'reconnect');
+  });
+
+  it('ends without reconnecting when the relay says the session was replaced', async () => {
+    const r = await relay();
+    const l = await link(r, { backoffInitialMs: 20 });
+    r.conns[0]!.close(4000, 'replaced by a new session');
+    const err = await l.ended;
+    assert.equal(err?.kind, 'replaced');
+    await new Promise((res) => setTimeout(res, 100));
+    assert.equal(r.conns.length, 1);
+  });
+
+  it('close() ends the link with no error', async () => {
+    const r = await relay();
+    const l = await link(r);
+    l.close();
+    assert.equal(await l.ended, null);
+    assert.equal(l.state, 'closed');
+  });
+});
