@@ -1,0 +1,233 @@
+// TCP demultiplexing for a Stack: connections by four-tuple, listeners by port, a RST
+// for the rest (RFC 9293 section 3.10.7.1), ephemeral ports, and the TcpHost surface.
+
+import type { StackCounters } from './counters.js';
+import type { Timed } from './timer-heap.js';
+import { mssForMtu, tcpConfig, type TcpConfig } from './tcp/config.js';
+import { TcpConnection } from './tcp/connection.js';
+import { TcpListener } from './tcp/listener.js';
+import { rstForUnmatched } from './tcp/rst.js';
+import type {
+  FourTuple,
+  TcpConnectOptions,
+  TcpConnectionApi,
+  TcpConnectionEvents,
+  TcpConnectionLike,
+  TcpEnv,
+  TcpErrorCode,
+  TcpHost,
+  TcpListenerHandle,
+} from './tcp/types.js';
+import { isWireError } from './wire/error.js';
+import type { Ipv4Packet } from './wire/ipv4.js';
+import { SYN, buildTcpPacket, parseTcp, type TcpSegmentOut } from './wire/tcp.js';
+
+/** What TCP needs from the stack around it. */
+export interface TcpStackEnv {
+  readonly localAddress: number;
+  readonly mtu: number;
+  readonly ttl: number;
+  readonly counters: StackCounters;
+  readonly limits: { readonly maxTcpConnections: number; readonly maxTcpListeners: number };
+  readonly verifyChecksums: boolean;
+  now(): number;
+  sendPacket(packet: Uint8Array): void;
+  nextIpId(): number;
+  reschedule(item: Timed): void;
+  unschedule(item: Timed): void;
+  drop(reason: string, n?: number): void;
+  pickEphemeral(inUse: (port: number) => boolean): number;
+}
+
+/** Remote half of the four-tuple as one number (48 bits: address and port). */
+function remoteKey(address: number, port: number): number {
+  return address * 0x10000 + port;
+}
+
+/** States that count as an open connection for idleness (everything but TIME-WAIT/CLOSED). */
+function isActive(state: string): boolean {
+  return state !== 'TIME-WAIT' && state !== 'CLOSED' && state !== 'LISTEN';
+}
+
+export class TcpEndpoints implements TcpHost, TcpEnv {
+  readonly localAddress: number;
+  readonly config: TcpConfig;
+  /** localPort -> (remoteKey -> connection) */
+  private readonly conns = new Map<number, Map<number, TcpConnection>>();
+  private readonly listeners = new Map<number, TcpListener>();
+  private count = 0;
+  private closed = false;
+
+  constructor(
+    private readonly stack: TcpStackEnv,
+    overrides: Partial<TcpConfig>,
+  ) {
+    this.localAddress = stack.localAddress;
+    this.config = tcpConfig({ mss: mssForMtu(stack.mtu), ...overrides });
+    if (this.config.mss > stack.mtu - 40) throw new RangeError(`tcp.mss ${this.config.mss} does not fit mtu ${stack.mtu}`);
+  }
+
+  get connectionCount(): number {
+    return this.count;
+  }
+
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
+  now(): number {
+    return this.stack.now();
+  }
+
+  // ---- TcpEnv -------------------------------------------------------------------------
+
+  output(tuple: FourTuple, segment: TcpSegmentOut): void {
+    const packet = buildTcpPacket(
+      { src: tuple.localAddress, dst: tuple.remoteAddress, ttl: this.stack.ttl, id: this.stack.nextIpId() },
+      segment,
+    );
+    this.stack.sendPacket(packet);
+  }
+
+  deadlineChanged(conn: TcpConnectionLike): void {
+    this.stack.reschedule(conn);
+  }
+
+  removed(conn: TcpConnectionLike): void {
+    const t = conn.tuple;
+    const byPort = this.conns.get(t.localPort);
+    const key = remoteKey(t.remoteAddress, t.remotePort);
+    if (byPort !== undefined && byPort.get(key) === conn) {
+      byPort.delete(key);
+      if (byPort.size === 0) this.conns.delete(t.localPort);
+      this.count--;
+    }
+    this.stack.unschedule(conn);
+  }
+
+  // ---- TcpHost ------------------------------------------------------------------------
+
+  connect(
+    remoteAddress: number,
+    remotePort: number,
+    events: TcpConnectionEvents,
+    options: TcpConnectOptions = {},
+  ): TcpConnectionApi | 'EADDRINUSE' | 'EADDRNOTAVAIL' {
+    if (this.closed || this.count >= this.stack.limits.maxTcpConnections) return 'EADDRNOTAVAIL';
+    if (!Number.isInteger(remotePort) || remotePort <= 0 || remotePort > 0xffff) return 'EADDRNOTAVAIL';
+    const remote = remoteAddress >>> 0;
+    let localPort = options.localPort ?? 0;
+    if (localPort !== 0) {
+      if (this.listeners.has(localPort) || this.conns.get(localPort)?.has(remoteKey(remote, remotePort))) return 'EADDRINUSE';
+    } else {
+      // A port may serve several remotes, as only the four-tuple must be unique; so ports
+      // held in TIME-WAIT do not run the range dry.
+      const key = remoteKey(remote, remotePort);
+      localPort = this.stack.pickEphemeral((p) => this.listeners.has(p) || (this.conns.get(p)?.has(key) ?? false));
+      if (localPort === 0) return 'EADDRNOTAVAIL';
+    }
+    const tuple: FourTuple = { localAddress: this.localAddress, localPort, remoteAddress: remote, remotePort };
+    const conn = TcpConnection.connect(this, this.config, tuple, events, this.stack.now(), options.noDelay ?? false);
+    if (conn.state !== 'CLOSED') this.insert(conn);
+    return conn;
+  }
+
+  listen(localPort: number, options: { backlog?: number }, onConnection: (conn: TcpConnectionApi) => void): TcpListenerHandle | 'EADDRINUSE' {
+    if (this.closed || this.listeners.size >= this.stack.limits.maxTcpListeners) return 'EADDRINUSE';
+    let port = localPort;
+    if (port === 0) {
+      port = this.stack.pickEphemeral((p) => this.listeners.has(p) || this.conns.has(p));
+      if (port === 0) return 'EADDRINUSE';
+    } else if (!Number.isInteger(port) || port < 0 || port > 0xffff || this.listeners.has(port)) return 'EADDRINUSE';
+    // Node's default backlog.
+    const listener = new TcpListener(this, this.config, this.localAddress, port, options.backlog ?? 511, onConnection);
+    this.listeners.set(port, listener);
+    return {
+      localPort: port,
+      close: () => {
+        listener.close(this.stack.now());
+        if (this.listeners.get(port) === listener) this.listeners.delete(port);
+      },
+    };
+  }
+
+  // ---- from the stack -----------------------------------------------------------------
+
+  input(ip: Ipv4Packet, now: number): void {
+    const seg = parseTcp(ip.payload, ip.src, ip.dst, this.stack.verifyChecksums);
+    if (isWireError(seg)) {
+      this.stack.drop(seg.reason);
+      return;
+    }
+    this.stack.counters.tcpSegmentsIn++;
+    if (seg.srcPort === 0 || seg.dstPort === 0) {
+      this.stack.drop('tcp-port-zero');
+      return;
+    }
+    const key = remoteKey(ip.src, seg.srcPort);
+    const conn = this.conns.get(seg.dstPort)?.get(key);
+    if (conn !== undefined) {
+      if (!conn.input(seg, now)) return;
+      // TIME-WAIT gave way to a new SYN (RFC 9293 section 3.10.7.4): on to the listener.
+      if (this.conns.get(seg.dstPort)?.get(key) === conn) this.removed(conn);
+    }
+    const listener = this.listeners.get(seg.dstPort);
+    if (listener !== undefined) {
+      if ((seg.flags & SYN) !== 0 && this.count >= this.stack.limits.maxTcpConnections) {
+        this.stack.drop('tcp-table-full');
+        return;
+      }
+      const created = listener.input(seg, ip.src, seg.srcPort, now);
+      if (created !== null && created.state !== 'CLOSED') this.insert(created);
+      return;
+    }
+    this.stack.counters['tcp-closed-port'] = (this.stack.counters['tcp-closed-port'] ?? 0) + 1;
+    const rst = rstForUnmatched(seg);
+    if (rst === null) return;
+    this.stack.counters.tcpResetsSent++;
+    this.output({ localAddress: this.localAddress, localPort: seg.dstPort, remoteAddress: ip.src, remotePort: seg.srcPort }, rst);
+  }
+
+  /** ICMP destination unreachable quoting one of our segments; false if no connection matches. */
+  icmpError(localPort: number, remote: number, remotePort: number, _seq: number, code: TcpErrorCode, now: number): boolean {
+    const conn = this.conns.get(localPort)?.get(remoteKey(remote, remotePort));
+    if (conn === undefined) return false;
+    conn.icmpError(code, now);
+    return true;
+  }
+
+  stats(): { established: number; listening: number } {
+    let established = 0;
+    for (const byPort of this.conns.values()) for (const c of byPort.values()) if (isActive(c.state)) established++;
+    return { established, listening: this.listeners.size };
+  }
+
+  /** Every connection, for diagnostics and tests. */
+  *connections(): IterableIterator<TcpConnection> {
+    for (const byPort of this.conns.values()) yield* byPort.values();
+  }
+
+  /** Close listeners and abort every connection. */
+  close(now: number): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const l of this.listeners.values()) l.close(now);
+    this.listeners.clear();
+    for (const c of [...this.connections()]) c.abort(now);
+    this.conns.clear();
+    this.count = 0;
+  }
+
+  private insert(conn: TcpConnection): void {
+    const t = conn.tuple;
+    let byPort = this.conns.get(t.localPort);
+    if (byPort === undefined) {
+      byPort = new Map();
+      this.conns.set(t.localPort, byPort);
+    }
+    const key = remoteKey(t.remoteAddress, t.remotePort);
+    if (!byPort.has(key)) this.count++;
+    byPort.set(key, conn);
+    this.stack.reschedule(conn);
+  }
+}

@@ -1,0 +1,1322 @@
+// One TCP connection, sans-IO: segments and `now` (ms) in, segments (env.output) and
+// events out. RFC 9293 is the base; the RFC of each extension is named where it acts.
+//
+// Timers are lazy: rtxAt/ackAt/kaAt are "wake me no later than" times. Restarting the
+// retransmission timer on every ACK only moves rtxBase; when the armed time comes the
+// timer re-arms itself for the real expiry. So the deadline the stack sees changes
+// rarely, not on every segment.
+
+import { ACK, FIN, PSH, RST, SYN, type TcpOptions, type TcpSegment, type TcpSegmentOut } from '../wire/tcp.js';
+import { NewReno, type CongestionControl } from './congestion.js';
+import { windowScaleFor, type TcpConfig } from './config.js';
+import { defaultIsnGenerator } from './isn.js';
+import { Reassembler } from './reassembly.js';
+import { RttEstimator } from './rtt.js';
+import { SackScoreboard } from './sack.js';
+import { SendBuffer } from './send-buffer.js';
+import { seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt, seqMax, seqMin } from './seq.js';
+import type {
+  FourTuple,
+  TcpConnectionApi,
+  TcpConnectionEvents,
+  TcpEnv,
+  TcpErrorCode,
+  TcpState,
+} from './types.js';
+
+/** Per-connection counters. */
+export interface TcpStats {
+  segmentsIn: number;
+  segmentsOut: number;
+  /** Segments sent again (timeouts, fast retransmit, SACK repair, go-back-N after RTO). */
+  retransmits: number;
+  fastRetransmits: number;
+  /** Retransmission timeouts (including SYN). */
+  timeouts: number;
+  dupAcks: number;
+  /** Holes retransmitted because SACK showed them missing (RFC 6675). */
+  sackRepaired: number;
+  challengeAcks: number;
+  challengeAcksSuppressed: number;
+  /** Dropped by PAWS (RFC 7323 section 5). */
+  pawsDrops: number;
+  /** Segments outside the receive window (answered with an ACK). */
+  outOfWindow: number;
+  /** ACKs of unsent data or far below SND.UNA (RFC 5961 section 5). */
+  badAcks: number;
+  oooSegments: number;
+  /** Out-of-order data dropped because the assembler was full. */
+  oooDropped: number;
+  zeroWindowProbes: number;
+  keepAliveProbes: number;
+}
+
+/** Told when a passively opened connection leaves SYN-RECEIVED. */
+export interface HalfOpenOwner {
+  halfOpenDone(conn: TcpConnection, established: boolean): void;
+}
+
+const EMPTY = new Uint8Array(0);
+const NO_OPTIONS: TcpOptions = Object.freeze({}) as TcpOptions;
+// RFC 9293 section 3.7.1: default send MSS when the peer sends no MSS option.
+const DEFAULT_PEER_MSS = 536;
+// RFC 7323 section 5.5: TS.Recent is invalid after 24 days of idleness.
+const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
+const TS_OPTION_BYTES = 12;
+const MAX_BACKOFF = 16;
+
+const NO_EVENTS: TcpConnectionEvents = Object.freeze({
+  established(): void {},
+  data(): void {},
+  fin(): void {},
+  sendSpace(): void {},
+  closed(): void {},
+});
+
+const ACK_NONE = 0;
+const ACK_DELAYED = 1;
+const ACK_NOW = 2;
+
+export class TcpConnection implements TcpConnectionApi {
+  events: TcpConnectionEvents;
+  state: TcpState;
+  readonly stats: TcpStats = {
+    segmentsIn: 0,
+    segmentsOut: 0,
+    retransmits: 0,
+    fastRetransmits: 0,
+    timeouts: 0,
+    dupAcks: 0,
+    sackRepaired: 0,
+    challengeAcks: 0,
+    challengeAcksSuppressed: 0,
+    pawsDrops: 0,
+    outOfWindow: 0,
+    badAcks: 0,
+    oooSegments: 0,
+    oooDropped: 0,
+    zeroWindowProbes: 0,
+    keepAliveProbes: 0,
+  };
+  bytesSent = 0;
+  bytesReceived = 0;
+
+  private owner: HalfOpenOwner | null;
+  private noDelay = false;
+  private closedFired = false;
+  private finQueued = false;
+  private finOut = false;
+  private sendBlocked = false;
+  private persisting = false;
+  private softError: TcpErrorCode | null = null;
+
+  // Send sequence space (RFC 9293 section 3.3.1). sndMax: highest sequence sent + 1.
+  private readonly iss: number;
+  private sndUna: number;
+  private sndNxt: number;
+  private sndMax: number;
+  private sndWnd = 0;
+  private sndWl1 = 0;
+  private sndWl2 = 0;
+  private maxSndWnd = 0;
+  private sndWscale = 0;
+  /** Payload bytes per full segment we send (peer MSS, minus timestamp option). */
+  private sndMss: number;
+  private sb: SendBuffer | null = null;
+
+  // Receive sequence space. rcvAdvRight: right edge of the window we last advertised.
+  private irs = 0;
+  private rcvNxt = 0;
+  private rcvAdvRight = 0;
+  private rcvWscale = 0;
+  /** Largest segment seen (Linux's rcv_mss), for "ACK every second full segment". */
+  private rcvMss = DEFAULT_PEER_MSS;
+  private unconsumed = 0;
+  private unackedBytes = 0;
+  private ackState = ACK_NONE;
+  private lastAckSent = 0;
+  private asm: Reassembler | null = null;
+  private rcvFinPending = false;
+  private rcvFinSeq = 0;
+
+  // Options (RFC 7323, RFC 2018).
+  private tsOk = false;
+  private sackOk = false;
+  private tsRecent = 0;
+  private tsRecentAt = -Infinity;
+  private readonly tsOffset: number;
+
+  // Retransmission (RFC 6298) and congestion control (RFC 5681, RFC 6582, RFC 6675).
+  private readonly rtt: RttEstimator;
+  private readonly cc: CongestionControl;
+  private backoff = 0;
+  private retries = 0;
+  private rtxAt = Infinity;
+  private rtxBase = 0;
+  private rttSeq = 0;
+  private rttTime = -1;
+  private inRecovery = false;
+  private recover: number;
+  private highRxt: number;
+  private dupAcks = 0;
+  private score: SackScoreboard | null = null;
+
+  // Delayed ACK and keepalive (RFC 1122 section 4.2.3.6).
+  private ackAt = Infinity;
+  private kaAt = Infinity;
+  private kaIdle = 0;
+  private kaProbes = 0;
+  private lastRecvAt: number;
+
+  // RFC 5961 section 7: challenge ACK rate limit.
+  private challengeWindowStart = -Infinity;
+  private challengeCount = 0;
+
+  private notifiedDeadline = Infinity;
+
+  private constructor(
+    private readonly env: TcpEnv,
+    private readonly config: TcpConfig,
+    readonly tuple: FourTuple,
+    events: TcpConnectionEvents,
+    state: TcpState,
+    iss: number,
+    owner: HalfOpenOwner | null,
+    now: number,
+  ) {
+    this.events = events;
+    this.state = state;
+    this.owner = owner;
+    this.iss = iss >>> 0;
+    this.sndUna = this.iss;
+    this.sndNxt = this.iss;
+    this.sndMax = this.iss;
+    this.recover = this.iss;
+    this.highRxt = this.iss;
+    this.tsOffset = Math.imul(this.iss ^ 0x5bd1e995, 0x9e3779b1) >>> 0;
+    this.rtt = new RttEstimator(config.initialRtoMs, config.minRtoMs, config.maxRtoMs);
+    this.sndMss = Math.min(config.mss, DEFAULT_PEER_MSS);
+    this.cc = new NewReno(this.sndMss, config.initialCwndSegments);
+    this.lastRecvAt = now;
+  }
+
+  /** Active open (RFC 9293 section 3.10.1): emits the SYN at once. */
+  static connect(
+    env: TcpEnv,
+    config: TcpConfig,
+    tuple: FourTuple,
+    events: TcpConnectionEvents,
+    now: number,
+    noDelay = false,
+  ): TcpConnection {
+    const iss = config.isn !== undefined ? config.isn(tuple, now) : defaultIsnGenerator.isn(tuple, now);
+    const c = new TcpConnection(env, config, tuple, events, 'SYN-SENT', iss, null, now);
+    c.noDelay = noDelay;
+    c.sendSyn(now);
+    c.settle();
+    return c;
+  }
+
+  /**
+   * Passive open from a SYN that reached a listener (RFC 9293 section 3.10.7.2): the new
+   * connection is in SYN-RECEIVED and has sent its SYN-ACK.
+   */
+  static accept(
+    env: TcpEnv,
+    config: TcpConfig,
+    tuple: FourTuple,
+    syn: TcpSegment,
+    now: number,
+    iss: number,
+    owner: HalfOpenOwner | null,
+  ): TcpConnection {
+    const c = new TcpConnection(env, config, tuple, NO_EVENTS, 'SYN-RECEIVED', iss, owner, now);
+    c.irs = syn.seq >>> 0;
+    c.rcvNxt = seqAdd(c.irs, 1);
+    c.negotiate(syn.options, now);
+    c.sndWnd = syn.window;
+    c.maxSndWnd = syn.window;
+    c.sndWl1 = c.irs;
+    c.sndWl2 = c.iss;
+    c.sendSyn(now);
+    c.settle();
+    return c;
+  }
+
+  // ---------------------------------------------------------------- public surface
+
+  get deadline(): number {
+    const a = this.rtxAt < this.ackAt ? this.rtxAt : this.ackAt;
+    return a < this.kaAt ? a : this.kaAt;
+  }
+
+  get sendSpace(): number {
+    const used = this.sb === null ? 0 : this.sb.length;
+    return this.config.sendBufferSize > used ? this.config.sendBufferSize - used : 0;
+  }
+
+  get sendBuffered(): number {
+    return this.sb === null ? 0 : this.sb.length;
+  }
+
+  /** Bytes of the receive window currently advertised (for tests and diagnostics). */
+  get receiveWindow(): number {
+    const w = seqDiff(this.rcvAdvRight, this.rcvNxt);
+    return w > 0 ? w : 0;
+  }
+
+  /** The congestion window in bytes. */
+  get cwnd(): number {
+    return this.cc.cwnd;
+  }
+
+  /** Current RTO in ms (RFC 6298), before backoff. */
+  get rto(): number {
+    return this.rtt.rto;
+  }
+
+  /** Initial send sequence number. */
+  get initialSequence(): number {
+    return this.iss;
+  }
+
+  send(data: Uint8Array, now: number): number {
+    const st = this.state;
+    if (this.finQueued || !(st === 'ESTABLISHED' || st === 'CLOSE-WAIT' || st === 'SYN-SENT' || st === 'SYN-RECEIVED')) {
+      return 0;
+    }
+    const n = Math.min(this.sendSpace, data.length);
+    if (n < data.length) this.sendBlocked = true;
+    if (n === 0) return 0;
+    if (this.sb === null) this.sb = new SendBuffer();
+    this.sb.push(n === data.length ? data : data.subarray(0, n));
+    if (st === 'ESTABLISHED' || st === 'CLOSE-WAIT') this.output(now, false);
+    this.settle();
+    return n;
+  }
+
+  shutdown(now: number): void {
+    if (this.finQueued) return;
+    switch (this.state) {
+      case 'SYN-SENT':
+      case 'SYN-RECEIVED':
+        // RFC 9293 section 3.10.4: queue the FIN until the connection is established.
+        this.finQueued = true;
+        return;
+      case 'ESTABLISHED':
+        this.finQueued = true;
+        this.state = 'FIN-WAIT-1';
+        break;
+      case 'CLOSE-WAIT':
+        this.finQueued = true;
+        this.state = 'LAST-ACK';
+        break;
+      default:
+        return;
+    }
+    this.output(now, false);
+    this.settle();
+  }
+
+  abort(now: number): void {
+    void now;
+    switch (this.state) {
+      case 'CLOSED':
+        return;
+      case 'TIME-WAIT':
+        this.terminate(null);
+        return;
+      case 'SYN-RECEIVED':
+      case 'ESTABLISHED':
+      case 'FIN-WAIT-1':
+      case 'FIN-WAIT-2':
+      case 'CLOSE-WAIT':
+        // RFC 9293 section 3.10.5: <SEQ=SND.NXT><CTL=RST>.
+        this.emitRaw(this.sndNxt, 0, RST);
+        break;
+      default:
+        break;
+    }
+    this.terminate(null);
+  }
+
+  consume(bytes: number, now: number): void {
+    if (!(bytes > 0)) return;
+    this.unconsumed = bytes >= this.unconsumed ? 0 : this.unconsumed - bytes;
+    const st = this.state;
+    if (st !== 'ESTABLISHED' && st !== 'FIN-WAIT-1' && st !== 'FIN-WAIT-2') return;
+    const rcvBuf = this.config.receiveBufferSize;
+    const cur = this.receiveWindow;
+    const free = this.freeReceiveSpace();
+    // Window update at once when the window opens significantly (RFC 9293 section
+    // 3.8.6.2.2 threshold) and the advertised window is below half the buffer.
+    if (cur < rcvBuf >> 1 && free - cur >= Math.min(rcvBuf >> 1, this.config.mss)) {
+      this.sendAck(now);
+      this.settle();
+    }
+  }
+
+  setNoDelay(noDelay: boolean, now: number): void {
+    this.noDelay = noDelay;
+    if (noDelay) {
+      this.output(now, false);
+      this.settle();
+    }
+  }
+
+  setKeepAlive(enable: boolean, initialDelayMs: number, now: number): void {
+    if (!enable) {
+      this.kaIdle = 0;
+      this.kaAt = Infinity;
+    } else {
+      this.kaIdle = initialDelayMs > 0 ? initialDelayMs : this.config.keepAliveIdleMs;
+      this.kaProbes = 0;
+      if (now > this.lastRecvAt) this.lastRecvAt = now;
+      this.kaAt = this.lastRecvAt + this.kaIdle;
+    }
+    this.settle();
+  }
+
+  /**
+   * ICMP destination unreachable for this connection: fatal in SYN-SENT, otherwise a
+   * soft error reported only if the connection later times out (RFC 1122 section 4.2.3.9).
+   */
+  icmpError(code: TcpErrorCode, now: number): void {
+    void now;
+    if (this.isClosed()) return;
+    if (this.state === 'SYN-SENT') {
+      this.terminate(code);
+      return;
+    }
+    this.softError = code;
+  }
+
+  /**
+   * A segment for this connection. Returns true when the connection was in TIME-WAIT and
+   * released itself for an acceptable new SYN (RFC 9293 section 3.10.7.4, RFC 6191): the
+   * stack should then hand the same segment to the listener.
+   */
+  input(seg: TcpSegment, now: number): boolean {
+    const st = this.state;
+    if (st === 'CLOSED') return false;
+    this.stats.segmentsIn++;
+    let reuse = false;
+    if (st === 'SYN-SENT') this.inputSynSent(seg, now);
+    else reuse = this.inputSynchronized(seg, now);
+    this.settle();
+    return reuse;
+  }
+
+  poll(now: number): void {
+    if (this.isClosed()) return;
+    if (now >= this.ackAt) {
+      this.ackAt = Infinity;
+      if (this.ackState !== ACK_NONE) this.sendAck(now);
+    }
+    if (now >= this.rtxAt) this.onRtxTimer(now);
+    if (now >= this.kaAt && !this.isClosed()) this.onKeepAliveTimer(now);
+    this.settle();
+  }
+
+  // ---------------------------------------------------------------- input
+
+  /** RFC 9293 section 3.10.7.3: SYN-SENT. */
+  private inputSynSent(seg: TcpSegment, now: number): void {
+    const f = seg.flags;
+    if ((f & ACK) !== 0 && (seqLe(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax))) {
+      if ((f & RST) === 0) this.emitRaw(seg.ack >>> 0, 0, RST);
+      return;
+    }
+    if ((f & RST) !== 0) {
+      if ((f & ACK) !== 0) this.terminate('ECONNREFUSED');
+      return;
+    }
+    if ((f & SYN) === 0) return;
+    this.lastRecvAt = now;
+    this.irs = seg.seq >>> 0;
+    this.rcvNxt = seqAdd(this.irs, 1);
+    this.negotiate(seg.options, now);
+    this.rcvAdvRight = seqAdd(this.rcvNxt, Math.min(this.config.receiveBufferSize, 0xffff));
+    // RFC 7323 section 2.2: the window of a SYN is never scaled.
+    this.sndWnd = seg.window;
+    this.maxSndWnd = seg.window;
+    this.sndWl1 = this.irs;
+    if ((f & ACK) !== 0) {
+      this.sndWl2 = seg.ack >>> 0;
+      this.sndUna = seqAdd(this.iss, 1);
+      if (this.retries === 0 && this.rttTime >= 0) this.rtt.sample(now - this.rttTime);
+      this.rttTime = -1;
+      this.retries = 0;
+      this.backoff = 0;
+      this.state = this.finQueued ? 'FIN-WAIT-1' : 'ESTABLISHED';
+      this.ackState = ACK_NOW;
+      this.output(now, false);
+      if (this.ackState !== ACK_NONE) this.sendAck(now);
+      this.events.established();
+    } else {
+      // RFC 9293 section 3.10.7.3: simultaneous open.
+      this.state = 'SYN-RECEIVED';
+      this.sndWl2 = this.iss;
+      this.sendSyn(now);
+    }
+  }
+
+  /** RFC 9293 section 3.10.7.4: every state after SYN-SENT. */
+  private inputSynchronized(seg: TcpSegment, now: number): boolean {
+    const f = seg.flags;
+    const ts = this.tsOk ? seg.options.timestamp : undefined;
+
+    if (this.state === 'TIME-WAIT' && (f & (SYN | ACK | RST)) === SYN) {
+      // RFC 6191 section 2: a new incarnation may reuse the tuple if its SYN is newer.
+      const newer = ts !== undefined ? seqGt(ts.value, this.tsRecent) : seqGt(seg.seq, this.rcvNxt);
+      if (newer) {
+        this.terminate(null);
+        return true;
+      }
+    }
+
+    // RFC 7323 section 5.3 R1: PAWS.
+    if (ts !== undefined && (f & RST) === 0 && now - this.tsRecentAt <= PAWS_IDLE_MS && seqLt(ts.value, this.tsRecent)) {
+      this.stats.pawsDrops++;
+      this.sendAck(now);
+      return false;
+    }
+
+    if (this.state === 'SYN-RECEIVED' && (f & (SYN | ACK | RST)) === SYN && seg.seq >>> 0 === this.irs) {
+      // Our SYN-ACK was lost: the peer retransmitted its SYN.
+      this.stats.retransmits++;
+      this.sendSyn(now);
+      return false;
+    }
+
+    // RFC 9293 section 3.10.7.4 first: sequence number acceptability.
+    let payload = seg.payload;
+    let fin = (f & FIN) !== 0;
+    const segLen = payload.length + ((f & SYN) !== 0 ? 1 : 0) + (fin ? 1 : 0);
+    const wnd = this.receiveWindow;
+    const seq = seg.seq >>> 0;
+    let ok: boolean;
+    if (segLen === 0) ok = wnd === 0 ? seq === this.rcvNxt : seqInRange(seq, this.rcvNxt, seqAdd(this.rcvNxt, wnd));
+    else
+      ok =
+        wnd !== 0 &&
+        (seqInRange(seq, this.rcvNxt, seqAdd(this.rcvNxt, wnd)) ||
+          seqInRange(seqAdd(seq, segLen - 1), this.rcvNxt, seqAdd(this.rcvNxt, wnd)));
+    if (!ok) {
+      if ((f & RST) !== 0) return false;
+      if (wnd === 0 && seq === this.rcvNxt && (f & SYN) === 0) {
+        // RFC 9293 section 3.10.7.4: with a zero window, still process ACKs (a window probe).
+        payload = EMPTY;
+        fin = false;
+        this.ackState = ACK_NOW;
+      } else {
+        this.stats.outOfWindow++;
+        // RFC 9293 section 3.10.7.4: TIME-WAIT re-ACKs a retransmitted FIN and restarts 2MSL.
+        if (this.state === 'TIME-WAIT' && fin && seqAdd(seq, payload.length + 1) === this.rcvNxt) this.rtxBase = now;
+        this.sendAck(now);
+        return false;
+      }
+    }
+    this.lastRecvAt = now;
+    this.kaProbes = 0;
+
+    // RFC 9293 section 3.10.7.4 second, with RFC 5961 section 3.2.
+    if ((f & RST) !== 0) {
+      if (seq === this.rcvNxt) this.onReset();
+      else this.challengeAck(now);
+      return false;
+    }
+
+    // RFC 5961 section 4.2: a SYN in a synchronized state gets a challenge ACK.
+    if ((f & SYN) !== 0) {
+      this.challengeAck(now);
+      return false;
+    }
+
+    if ((f & ACK) === 0) return false;
+
+    // RFC 7323 section 4.3: update TS.Recent.
+    if (ts !== undefined && seqLe(seq, this.lastAckSent) && seqGe(ts.value, this.tsRecent)) {
+      this.tsRecent = ts.value >>> 0;
+      this.tsRecentAt = now;
+    }
+
+    if (this.state === 'SYN-RECEIVED') {
+      const ack = seg.ack >>> 0;
+      if (!(seqGt(ack, this.sndUna) && seqLe(ack, this.sndMax))) {
+        this.emitRaw(ack, 0, RST);
+        return false;
+      }
+      this.sndUna = seqAdd(this.iss, 1);
+      if (this.retries === 0 && this.rttTime >= 0 && !this.tsOk) this.rtt.sample(now - this.rttTime);
+      this.rttTime = -1;
+      this.retries = 0;
+      this.backoff = 0;
+      this.sndWnd = seg.window << this.sndWscale;
+      this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
+      this.sndWl1 = seq;
+      this.sndWl2 = ack;
+      this.state = this.finQueued ? 'FIN-WAIT-1' : 'ESTABLISHED';
+      const owner = this.owner;
+      this.owner = null;
+      if (owner !== null) owner.halfOpenDone(this, true);
+      this.events.established();
+      if (this.isClosed()) return false;
+    }
+
+    if (!this.processAck(seg, now)) return false;
+    if (this.isClosed()) return false;
+
+    // RFC 9293 section 3.10.7.4 seventh and eighth: segment text and FIN.
+    if (payload.length > 0 || fin) this.processText(seq, payload, fin, now);
+    if (this.isClosed()) return false;
+
+    this.afterInput(now);
+    return false;
+  }
+
+  /** RFC 9293 section 3.10.7.4 fifth. Returns false when the segment is to be dropped. */
+  private processAck(seg: TcpSegment, now: number): boolean {
+    const ack = seg.ack >>> 0;
+    // RFC 5961 section 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
+    if (seqGt(ack, this.sndMax) || seqLt(ack, seqAdd(this.sndUna, -this.maxSndWnd))) {
+      this.stats.badAcks++;
+      this.challengeAck(now);
+      return false;
+    }
+    const window = seg.window << this.sndWscale;
+    let newlySacked = 0;
+    const blocks = seg.options.sack;
+    if (this.sackOk && blocks !== undefined && blocks.length > 0) {
+      if (this.score === null) this.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
+      newlySacked = this.score.update(blocks, seqMax(ack, this.sndUna), this.sndMax);
+    }
+
+    if (seqGt(ack, this.sndUna)) {
+      this.ackNewData(ack, seg, now);
+    } else if (
+      ack === this.sndUna &&
+      seg.payload.length === 0 &&
+      (seg.flags & FIN) === 0 &&
+      seqGt(this.sndMax, this.sndUna) &&
+      window === this.sndWnd
+    ) {
+      // RFC 5681 section 2: a duplicate ACK.
+      this.onDupAck(now, newlySacked);
+    } else if (this.sndMax === this.sndUna) {
+      this.retries = 0;
+    }
+
+    // RFC 9293 section 3.10.7.4 fifth: window update.
+    const seq = seg.seq >>> 0;
+    if (seqLt(this.sndWl1, seq) || (this.sndWl1 === seq && seqLe(this.sndWl2, ack))) {
+      this.sndWnd = window;
+      this.sndWl1 = seq;
+      this.sndWl2 = ack;
+      if (window > this.maxSndWnd) this.maxSndWnd = window;
+    }
+
+    if (this.finAcked()) {
+      const st = this.state;
+      if (st === 'FIN-WAIT-1') this.state = 'FIN-WAIT-2';
+      else if (st === 'CLOSING') this.enterTimeWait(now);
+      else if (st === 'LAST-ACK') {
+        this.terminate(null);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Our FIN has been sent and acknowledged. */
+  private finAcked(): boolean {
+    const len = this.sb === null ? 0 : this.sb.length;
+    return len === 0 && this.finSent() && this.sndUna === this.sndMax;
+  }
+
+  /** The FIN went out at least once (it then occupies SND.MAX - 1). */
+  private finSent(): boolean {
+    return this.finOut;
+  }
+
+  private ackNewData(ack: number, seg: TcpSegment, now: number): void {
+    const acked = seqDiff(ack, this.sndUna);
+    const sb = this.sb;
+    if (sb !== null) sb.drop(acked);
+    this.sndUna = ack;
+    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    if (seqLt(this.highRxt, ack)) this.highRxt = ack;
+
+    // RTT measurement: RFC 7323 section 4 with timestamps, else one timed segment (Karn's rule).
+    const ts = this.tsOk ? seg.options.timestamp : undefined;
+    if (ts !== undefined && ts.echo !== 0) {
+      const r = (this.tsNow(now) - ts.echo) >>> 0;
+      if (r < 0x7fffffff) this.rtt.sample(r);
+    } else if (this.rttTime >= 0 && seqGe(ack, this.rttSeq)) {
+      this.rtt.sample(now - this.rttTime);
+      this.rttTime = -1;
+    }
+    this.retries = 0;
+    this.backoff = 0;
+    if (this.score !== null) this.score.ackTo(ack);
+
+    const sackMode = this.sackOk;
+    if (this.inRecovery) {
+      if (seqGe(ack, this.recover)) {
+        this.inRecovery = false;
+        this.dupAcks = 0;
+        this.cc.onRecoveryEnd(seqDiff(this.sndMax, ack));
+      } else {
+        // RFC 6582 section 3.2 step 5: partial ACK.
+        this.cc.onPartialAck(acked, !sackMode);
+        if (!sackMode || this.score === null || this.score.empty) this.retransmit(ack, -1, now, false);
+      }
+    } else {
+      this.dupAcks = 0;
+      this.cc.onAck(acked);
+    }
+    // RFC 6298 section 5.3: restart the timer when new data is acknowledged.
+    this.rtxBase = now;
+    if (this.sendBlocked && this.sendSpace > 0) {
+      this.sendBlocked = false;
+      this.events.sendSpace();
+    }
+  }
+
+  private onDupAck(now: number, newlySacked: number): void {
+    this.stats.dupAcks++;
+    this.dupAcks++;
+    if (this.inRecovery) {
+      if (!this.sackOk) this.cc.onDupAck();
+      return;
+    }
+    const thresh = this.config.dupAckThreshold;
+    // RFC 6675 section 4: SND.UNA is lost when more than (DupThresh-1)*SMSS bytes above it are SACKed.
+    const sackLoss =
+      this.sackOk && this.score !== null && newlySacked >= 0 && this.score.sackedBytes > (thresh - 1) * this.sndMss;
+    // RFC 6582 section 3.2 step 2: only if the ACK covers more than `recover`.
+    if ((this.dupAcks >= thresh || sackLoss) && seqGe(this.sndUna, this.recover)) {
+      this.stats.fastRetransmits++;
+      this.inRecovery = true;
+      this.recover = this.sndMax;
+      this.cc.onFastRetransmit(seqDiff(this.sndMax, this.sndUna), !this.sackOk);
+      if (this.sackOk && this.score === null) this.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
+      this.highRxt = this.sndUna;
+      this.retransmit(this.sndUna, -1, now, false);
+    }
+  }
+
+  /** Segment text (RFC 9293 section 3.10.7.4 seventh) and FIN (eighth). */
+  private processText(segSeq: number, payload: Uint8Array, fin: boolean, now: number): void {
+    const st = this.state;
+    if (st !== 'ESTABLISHED' && st !== 'FIN-WAIT-1' && st !== 'FIN-WAIT-2') {
+      // The peer's FIN was already received: anything here is a retransmission.
+      if (st === 'TIME-WAIT' && fin) {
+        // RFC 9293 section 3.10.7.4 eighth: re-ACK the FIN and restart the 2MSL timeout.
+        this.rtxBase = now;
+      }
+      this.ackState = ACK_NOW;
+      return;
+    }
+    let seq = segSeq;
+    let data = payload;
+    if (seqLt(seq, this.rcvNxt)) {
+      const off = seqDiff(this.rcvNxt, seq);
+      data = off >= data.length ? EMPTY : data.subarray(off);
+      seq = this.rcvNxt;
+    }
+    const room = seqDiff(this.rcvAdvRight, seq);
+    if (data.length > room) {
+      data = room > 0 ? data.subarray(0, room) : EMPTY;
+      fin = false;
+    }
+    if (data.length === 0 && !fin) {
+      this.ackState = ACK_NOW;
+      return;
+    }
+    if (seq !== this.rcvNxt) {
+      this.stats.oooSegments++;
+      if (data.length > 0) {
+        if (this.asm === null) this.asm = new Reassembler(this.config.reassemblyMaxSegments, this.config.receiveBufferSize);
+        if (!this.asm.insert(seq, data)) this.stats.oooDropped++;
+      }
+      if (fin) {
+        this.rcvFinPending = true;
+        this.rcvFinSeq = seqAdd(seq, data.length);
+      }
+      // RFC 5681 section 4.2: ACK out-of-order data at once.
+      this.ackState = ACK_NOW;
+      return;
+    }
+    const asm = this.asm;
+    const hadOoo = asm !== null && asm.count > 0;
+    if (data.length > 0) {
+      if (data.length > this.rcvMss) this.rcvMss = Math.min(data.length, this.config.mss);
+      this.rcvNxt = seqAdd(this.rcvNxt, data.length);
+      this.unackedBytes += data.length;
+      this.deliver(data);
+      if (this.isClosed()) return;
+    }
+    if (hadOoo && asm !== null) {
+      let chunk: Uint8Array | null;
+      while ((chunk = asm.pop(this.rcvNxt)) !== null) {
+        this.rcvNxt = seqAdd(this.rcvNxt, chunk.length);
+        this.deliver(chunk);
+        if (this.isClosed()) return;
+      }
+      if (asm.count === 0) this.asm = null;
+    }
+    if (this.rcvFinPending && this.rcvNxt === this.rcvFinSeq) {
+      fin = true;
+      this.rcvFinPending = false;
+    }
+    // RFC 5681 section 4.2 / RFC 1122 section 4.2.3.2: ACK at least every second full
+    // segment, at once when a hole is filled, otherwise delay.
+    if (hadOoo || fin || this.unackedBytes > this.rcvMss) this.ackState = ACK_NOW;
+    else if (this.ackState === ACK_NONE) this.ackState = ACK_DELAYED;
+    if (fin) this.processFin(now);
+  }
+
+  private deliver(chunk: Uint8Array): void {
+    this.unconsumed += chunk.length;
+    this.bytesReceived += chunk.length;
+    this.events.data(chunk);
+  }
+
+  private processFin(now: number): void {
+    this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    this.ackState = ACK_NOW;
+    switch (this.state) {
+      case 'ESTABLISHED':
+        this.state = 'CLOSE-WAIT';
+        break;
+      case 'FIN-WAIT-1':
+        // RFC 9293 section 3.10.7.4 eighth: simultaneous close goes through CLOSING.
+        if (this.finAcked()) {
+          this.sendAck(now);
+          this.events.fin();
+          this.enterTimeWait(now);
+          return;
+        }
+        this.state = 'CLOSING';
+        break;
+      case 'FIN-WAIT-2':
+        this.sendAck(now);
+        this.events.fin();
+        this.enterTimeWait(now);
+        return;
+      default:
+        break;
+    }
+    this.events.fin();
+  }
+
+  private onReset(): void {
+    switch (this.state) {
+      case 'SYN-RECEIVED':
+        // RFC 9293 section 3.10.7.4 second: a passive open returns to LISTEN (we just
+        // disappear); an active one was refused.
+        this.terminate(this.owner !== null ? null : 'ECONNREFUSED');
+        return;
+      case 'ESTABLISHED':
+      case 'FIN-WAIT-1':
+      case 'FIN-WAIT-2':
+      case 'CLOSE-WAIT':
+        this.terminate('ECONNRESET');
+        return;
+      default:
+        this.terminate(null);
+    }
+  }
+
+  /** Send what the windows allow, then the ACK owed (piggybacked if data went out). */
+  private afterInput(now: number): void {
+    this.output(now, false);
+    if (this.ackState === ACK_NOW) this.sendAck(now);
+    else if (this.ackState === ACK_DELAYED && this.ackAt === Infinity) this.ackAt = now + this.config.delayedAckMs;
+  }
+
+  private enterTimeWait(now: number): void {
+    this.state = 'TIME-WAIT';
+    this.kaAt = Infinity;
+    this.rtxBase = now;
+    this.rtxAt = now + this.config.timeWaitMs;
+    this.sb = null;
+    this.asm = null;
+    this.score = null;
+    if (!this.closedFired) {
+      this.closedFired = true;
+      this.events.closed(null);
+    }
+  }
+
+  // ---------------------------------------------------------------- output
+
+  private canSendData(): boolean {
+    const st = this.state;
+    return st === 'ESTABLISHED' || st === 'CLOSE-WAIT' || st === 'FIN-WAIT-1' || st === 'CLOSING' || st === 'LAST-ACK';
+  }
+
+  /**
+   * Send new data (and SACK repairs during recovery) as the receive window, the
+   * congestion window, Nagle and silly-window avoidance allow. `force` sends one
+   * segment regardless of Nagle/SWS (persist timer, RFC 9293 section 3.8.6.2.1).
+   */
+  private output(now: number, force: boolean): void {
+    if (!this.canSendData()) return;
+    const sb = this.sb;
+    const dataEnd = seqAdd(this.sndUna, sb === null ? 0 : sb.length);
+    const finAllowed = this.finQueued && this.state !== 'ESTABLISHED' && this.state !== 'CLOSE-WAIT';
+    const mss = this.payloadMss();
+    const sackRecovery = this.inRecovery && this.sackOk && this.score !== null;
+    let blocked = false;
+    for (;;) {
+      let inFlight: number;
+      if (sackRecovery) {
+        inFlight = this.pipe();
+        if (inFlight >= this.cc.cwnd) break;
+        // RFC 6675 section 5 (NextSeg rule 1): repair holes below the highest SACK first.
+        const hole = this.nextHole();
+        if (hole !== null) {
+          if (this.retransmit(hole, this.score!.nextSackedStart(hole), now, true) > 0) continue;
+        }
+      } else {
+        inFlight = seqDiff(this.sndNxt, this.sndUna);
+      }
+      const sndNxt = this.sndNxt;
+      const resending = seqLt(sndNxt, this.sndMax);
+      if (resending && this.score !== null) {
+        const end = this.score.sackedEnd(sndNxt);
+        if (end !== -1) {
+          this.sndNxt = seqMin(end, this.sndMax);
+          continue;
+        }
+      }
+      const avail = seqDiff(dataEnd, sndNxt);
+      const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), sndNxt);
+      const cwndRoom = this.cc.cwnd - inFlight;
+      let len = mss;
+      if (avail < len) len = avail;
+      if (wndRoom < len) len = wndRoom;
+      if (cwndRoom < len) len = cwndRoom;
+      if (len < 0) len = 0;
+      if (resending && this.score !== null) {
+        const next = this.score.nextSackedStart(sndNxt);
+        if (next !== -1 && seqDiff(next, sndNxt) < len) len = seqDiff(next, sndNxt);
+      }
+      const fin = finAllowed && avail >= 0 && len === avail && (force || cwndRoom > 0 || resending || len > 0);
+      if (len === 0 && !fin) {
+        if (avail > 0 && wndRoom < Math.min(avail, mss)) blocked = true;
+        break;
+      }
+      if (len < mss && !fin && !force && !resending) {
+        if (len < avail) {
+          // RFC 9293 section 3.8.6.2.1: sender SWS avoidance.
+          if (len < this.maxSndWnd >> 1) {
+            if (wndRoom < avail) blocked = true;
+            break;
+          }
+        } else if (!this.noDelay && seqGt(this.sndMax, this.sndUna)) {
+          // RFC 9293 section 3.7.4: Nagle.
+          break;
+        }
+      }
+      force = false;
+      this.sendData(sndNxt, len, fin, len > 0 && len === avail, now);
+      if (fin) break;
+    }
+    // RFC 9293 section 3.8.6.1: zero-window probing when data waits on the peer's window.
+    if (blocked && this.sndMax === this.sndUna) {
+      if (!this.persisting) {
+        this.persisting = true;
+        this.rtxBase = now;
+        if (this.rtxAt === Infinity) this.rtxAt = now + this.persistTimeout();
+      }
+    } else {
+      this.persisting = false;
+    }
+  }
+
+  private payloadMss(): number {
+    // Leave room for SACK blocks when we hold out-of-order data (RFC 2018 section 3).
+    return this.asm !== null && this.asm.count > 0 ? this.sndMss - 36 : this.sndMss;
+  }
+
+  private sendData(seq: number, len: number, fin: boolean, push: boolean, now: number): void {
+    const sb = this.sb;
+    const payload = len > 0 && sb !== null ? sb.read(seqDiff(seq, this.sndUna), len) : EMPTY;
+    const wasIdle = this.sndMax === this.sndUna;
+    const resend = seqLt(seq, this.sndMax);
+    if (resend) {
+      this.stats.retransmits++;
+      this.rttTime = -1;
+    } else {
+      this.bytesSent += len;
+      if (this.rttTime < 0 && !this.tsOk) {
+        this.rttSeq = seqAdd(seq, len);
+        this.rttTime = now;
+      }
+    }
+    this.emit(seq, ACK | (fin ? FIN : 0) | (push ? PSH : 0), payload, len, now);
+    if (fin) this.finOut = true;
+    const end = seqAdd(seq, len + (fin ? 1 : 0));
+    this.sndNxt = end;
+    if (seqGt(end, this.sndMax)) this.sndMax = end;
+    this.startRtx(now, wasIdle);
+  }
+
+  /**
+   * Retransmit from `seq` (at most one segment, stopping before `limit` unless -1).
+   * Returns the sequence space sent.
+   */
+  private retransmit(seq: number, limit: number, now: number, sackRepair: boolean): number {
+    const sb = this.sb;
+    const dataEnd = seqAdd(this.sndUna, sb === null ? 0 : sb.length);
+    let len = Math.min(this.payloadMss(), seqDiff(dataEnd, seq));
+    if (limit !== -1 && seqDiff(limit, seq) < len) len = seqDiff(limit, seq);
+    if (len < 0) len = 0;
+    const fin = this.finSent() && seqAdd(seq, len) === dataEnd;
+    if (len === 0 && !fin) return 0;
+    const payload = len > 0 && sb !== null ? sb.read(seqDiff(seq, this.sndUna), len) : EMPTY;
+    this.stats.retransmits++;
+    if (sackRepair) this.stats.sackRepaired++;
+    this.rttTime = -1;
+    this.emit(seq, ACK | (fin ? FIN : 0), payload, len, now);
+    const end = seqAdd(seq, len + (fin ? 1 : 0));
+    if (seqGt(end, this.sndNxt)) this.sndNxt = end;
+    if (seqGt(end, this.highRxt)) this.highRxt = end;
+    this.startRtx(now, false);
+    return len + (fin ? 1 : 0);
+  }
+
+  /** RFC 6675 section 4 pipe, with every un-SACKed byte below the highest SACK counted lost. */
+  private pipe(): number {
+    const score = this.score!;
+    const high = score.highest(this.sndUna);
+    return seqDiff(this.sndMax, high) + score.unsackedIn(this.sndUna, seqMin(this.highRxt, high));
+  }
+
+  /** The first un-SACKed, not yet retransmitted sequence below the highest SACK, or null. */
+  private nextHole(): number | null {
+    const score = this.score!;
+    let start = seqMax(this.highRxt, this.sndUna);
+    const end = score.sackedEnd(start);
+    if (end !== -1) start = end;
+    return seqLt(start, score.highest(this.sndUna)) ? start : null;
+  }
+
+  private sendSyn(now: number): void {
+    const synAck = this.state === 'SYN-RECEIVED';
+    const c = this.config;
+    const options: TcpOptions = { mss: c.mss };
+    if (synAck) {
+      if (this.rcvWscale !== 0 || this.sndWscale !== 0 || this.wsOffered) options.windowScale = this.rcvWscale;
+      if (this.sackOk) options.sackPermitted = true;
+      if (this.tsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent };
+    } else {
+      if (c.windowScaling) options.windowScale = windowScaleFor(c.receiveBufferSize);
+      if (c.sack) options.sackPermitted = true;
+      if (c.timestamps) options.timestamp = { value: this.tsNow(now), echo: 0 };
+    }
+    const window = Math.min(c.receiveBufferSize, 0xffff);
+    if (synAck) {
+      const right = seqAdd(this.rcvNxt, window);
+      if (seqGt(right, this.rcvAdvRight) || this.rcvAdvRight === 0) this.rcvAdvRight = right;
+      this.lastAckSent = this.rcvNxt;
+    }
+    const seg: TcpSegmentOut = {
+      srcPort: this.tuple.localPort,
+      dstPort: this.tuple.remotePort,
+      seq: this.iss,
+      ack: synAck ? this.rcvNxt : 0,
+      flags: synAck ? SYN | ACK : SYN,
+      window,
+      urgent: 0,
+      options,
+      payload: EMPTY,
+      payloadLength: 0,
+    };
+    const first = this.sndMax === this.iss;
+    this.sndNxt = seqAdd(this.iss, 1);
+    this.sndMax = this.sndNxt;
+    if (first) this.rttTime = now;
+    this.stats.segmentsOut++;
+    this.env.output(this.tuple, seg);
+    this.startRtx(now, first);
+  }
+
+  /** True when the peer's SYN carried a window-scale option and we accepted it. */
+  private wsOffered = false;
+
+  private sendAck(now: number): void {
+    this.emit(this.sndNxt, ACK, EMPTY, 0, now);
+  }
+
+  /** A segment with the usual ACK, window and options. */
+  private emit(seq: number, flags: number, payload: Uint8Array | Uint8Array[], len: number, now: number): void {
+    let options = NO_OPTIONS;
+    if (this.tsOk) options = { timestamp: { value: this.tsNow(now), echo: this.tsRecent } };
+    if (this.sackOk && this.asm !== null && this.asm.count > 0) {
+      if (options === NO_OPTIONS) options = {};
+      // RFC 2018 section 3: at most 3 blocks alongside timestamps, else 4.
+      options.sack = this.asm.sackBlocks(this.tsOk ? 3 : 4);
+    }
+    this.lastAckSent = this.rcvNxt;
+    this.unackedBytes = 0;
+    this.ackState = ACK_NONE;
+    this.stats.segmentsOut++;
+    this.env.output(this.tuple, {
+      srcPort: this.tuple.localPort,
+      dstPort: this.tuple.remotePort,
+      seq,
+      ack: this.rcvNxt,
+      flags,
+      window: this.windowField(),
+      urgent: 0,
+      options,
+      payload,
+      payloadLength: len,
+    });
+  }
+
+  /** A bare control segment (RST) without options. */
+  private emitRaw(seq: number, ack: number, flags: number): void {
+    this.stats.segmentsOut++;
+    this.env.output(this.tuple, {
+      srcPort: this.tuple.localPort,
+      dstPort: this.tuple.remotePort,
+      seq,
+      ack,
+      flags,
+      window: 0,
+      urgent: 0,
+      options: NO_OPTIONS,
+      payload: EMPTY,
+      payloadLength: 0,
+    });
+  }
+
+  /** Receive buffer space, at most what the window field can express. */
+  private freeReceiveSpace(): number {
+    const free = this.config.receiveBufferSize - this.unconsumed - (this.asm === null ? 0 : this.asm.bytes);
+    const max = 0xffff * 2 ** this.rcvWscale;
+    return free > max ? max : free > 0 ? free : 0;
+  }
+
+  /**
+   * The 16-bit window field, advancing the advertised right edge only by useful amounts
+   * (RFC 9293 section 3.8.6.2.2, receiver SWS avoidance) and never moving it left
+   * (RFC 7323 section 2.4).
+   */
+  private windowField(): number {
+    const shift = this.rcvWscale;
+    const cur = this.receiveWindow;
+    const free = this.freeReceiveSpace();
+    let wnd = cur;
+    if (free > cur && free - cur >= Math.min(this.config.receiveBufferSize >> 1, this.config.mss)) wnd = free;
+    let field = wnd >>> shift;
+    if (field > 0xffff) field = 0xffff;
+    const right = seqAdd(this.rcvNxt, field << shift);
+    if (seqGt(right, this.rcvAdvRight)) this.rcvAdvRight = right;
+    return field;
+  }
+
+  private challengeAck(now: number): void {
+    // RFC 5961 section 7: rate-limit challenge ACKs.
+    if (now - this.challengeWindowStart >= 1000) {
+      this.challengeWindowStart = now;
+      this.challengeCount = 0;
+    }
+    if (this.challengeCount >= this.config.challengeAckLimit) {
+      this.stats.challengeAcksSuppressed++;
+      return;
+    }
+    this.challengeCount++;
+    this.stats.challengeAcks++;
+    this.sendAck(now);
+  }
+
+  private negotiate(opts: TcpOptions, now: number): void {
+    const c = this.config;
+    if (c.windowScaling && opts.windowScale !== undefined) {
+      // RFC 7323 section 2.3: shifts above 14 are treated as 14.
+      this.sndWscale = Math.min(14, Math.max(0, opts.windowScale | 0));
+      this.rcvWscale = windowScaleFor(c.receiveBufferSize);
+      this.wsOffered = true;
+    } else {
+      this.sndWscale = 0;
+      this.rcvWscale = 0;
+    }
+    this.sackOk = c.sack && opts.sackPermitted === true;
+    const ts = opts.timestamp;
+    if (c.timestamps && ts !== undefined) {
+      this.tsOk = true;
+      this.tsRecent = ts.value >>> 0;
+      this.tsRecentAt = now;
+    }
+    const peerMss = opts.mss !== undefined && opts.mss > 0 ? opts.mss : DEFAULT_PEER_MSS;
+    // RFC 9293 section 3.7.1: effective send MSS, less the options on every segment.
+    const mss = Math.max(64, Math.min(peerMss, c.mss) - (this.tsOk ? TS_OPTION_BYTES : 0));
+    this.sndMss = mss;
+    this.cc.setMss(mss);
+    this.rcvMss = Math.min(DEFAULT_PEER_MSS, c.mss);
+  }
+
+  private tsNow(now: number): number {
+    return (Math.floor(now) + this.tsOffset) >>> 0;
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  /** RFC 6298 section 5.1: start the timer if it is not running. */
+  private startRtx(now: number, wasIdle: boolean): void {
+    if (wasIdle || this.persisting) {
+      this.rtxBase = now;
+      this.persisting = false;
+    }
+    const due = this.rtxBase + this.rtt.current(this.backoff);
+    if (due < this.rtxAt) this.rtxAt = due;
+  }
+
+  private persistTimeout(): number {
+    return Math.min(this.config.persistMaxMs, Math.max(this.config.minRtoMs, this.rtt.current(this.backoff)));
+  }
+
+  private onRtxTimer(now: number): void {
+    if (this.state === 'TIME-WAIT') {
+      const due = this.rtxBase + this.config.timeWaitMs;
+      if (now < due) this.rtxAt = due;
+      else this.terminate(null);
+      return;
+    }
+    if (this.sndMax !== this.sndUna) {
+      const due = this.rtxBase + this.rtt.current(this.backoff);
+      if (now < due) {
+        this.rtxAt = due;
+        return;
+      }
+      const synState = this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED';
+      if (this.retries >= (synState ? this.config.synRetries : this.config.maxRetries)) {
+        this.terminate(this.softError ?? 'ETIMEDOUT');
+        return;
+      }
+      this.retries++;
+      if (this.backoff < MAX_BACKOFF) this.backoff++;
+      this.stats.timeouts++;
+      this.rttTime = -1;
+      this.rtxBase = now;
+      this.rtxAt = now + this.rtt.current(this.backoff);
+      if (synState) {
+        this.stats.retransmits++;
+        this.sendSyn(now);
+        return;
+      }
+      // RFC 6298 section 5.4 and RFC 5681 section 3.1: retransmit the earliest segment, go back to slow start.
+      this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.retries === 1);
+      this.inRecovery = false;
+      this.recover = this.sndMax;
+      this.dupAcks = 0;
+      // RFC 2018 section 8: forget SACK information after a timeout (the receiver may renege).
+      if (this.score !== null) this.score.clear();
+      this.highRxt = this.sndUna;
+      this.sndNxt = this.sndUna;
+      this.retransmit(this.sndUna, -1, now, false);
+      return;
+    }
+    if (this.persisting && this.canSendData()) {
+      const due = this.rtxBase + this.persistTimeout();
+      if (now < due) {
+        this.rtxAt = due;
+        return;
+      }
+      if (this.retries >= this.config.maxRetries) {
+        this.terminate(this.softError ?? 'ETIMEDOUT');
+        return;
+      }
+      this.retries++;
+      if (this.backoff < MAX_BACKOFF) this.backoff++;
+      this.stats.zeroWindowProbes++;
+      this.rtxBase = now;
+      this.rtxAt = now + this.persistTimeout();
+      if (this.sndWnd > 0) {
+        this.persisting = false;
+        this.output(now, true);
+      } else {
+        // Probe with SND.UNA-1 (as Linux does): always outside the peer's window, so it
+        // is answered with an ACK carrying the current window.
+        this.emit(seqAdd(this.sndUna, -1), ACK, EMPTY, 0, now);
+      }
+      if (this.sndMax === this.sndUna && !this.persisting) {
+        this.persisting = true;
+        this.rtxBase = now;
+        this.rtxAt = now + this.persistTimeout();
+      }
+      return;
+    }
+    this.rtxAt = Infinity;
+  }
+
+  private onKeepAliveTimer(now: number): void {
+    const st = this.state;
+    if (this.kaIdle === 0 || (st !== 'ESTABLISHED' && st !== 'CLOSE-WAIT')) {
+      this.kaAt = Infinity;
+      return;
+    }
+    const interval = this.config.keepAliveIntervalMs;
+    const due = this.lastRecvAt + this.kaIdle + this.kaProbes * interval;
+    if (now < due) {
+      this.kaAt = due;
+      return;
+    }
+    if (this.kaProbes >= this.config.keepAliveProbes) {
+      this.terminate('ETIMEDOUT');
+      return;
+    }
+    if (this.sndMax !== this.sndUna) {
+      // Retransmissions already probe the peer.
+      this.kaAt = now + interval;
+      return;
+    }
+    // RFC 1122 section 4.2.3.6: a probe with SEG.SEQ = SND.NXT-1 and no data.
+    this.kaProbes++;
+    this.stats.keepAliveProbes++;
+    this.emit(seqAdd(this.sndNxt, -1), ACK, EMPTY, 0, now);
+    this.kaAt = this.lastRecvAt + this.kaIdle + this.kaProbes * interval;
+  }
+
+  // ---------------------------------------------------------------- teardown
+
+  private terminate(error: TcpErrorCode | null): void {
+    if (this.isClosed()) return;
+    this.state = 'CLOSED';
+    this.rtxAt = Infinity;
+    this.ackAt = Infinity;
+    this.kaAt = Infinity;
+    this.sb = null;
+    this.asm = null;
+    this.score = null;
+    const owner = this.owner;
+    this.owner = null;
+    this.env.removed(this);
+    if (owner !== null) owner.halfOpenDone(this, false);
+    if (!this.closedFired) {
+      this.closedFired = true;
+      this.events.closed(error);
+    }
+  }
+
+  /** Callbacks may have closed the connection (defeats TypeScript's narrowing of `state`). */
+  private isClosed(): boolean {
+    return this.state === 'CLOSED';
+  }
+
+  /** Tell the stack when the next deadline moved. */
+  private settle(): void {
+    if (this.isClosed()) return;
+    const d = this.deadline;
+    if (d !== this.notifiedDeadline) {
+      this.notifiedDeadline = d;
+      this.env.deadlineChanged(this);
+    }
+  }
+}
