@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { isIP as nodeIsIP, isIPv4 as nodeIsIPv4, isIPv6 as nodeIsIPv6 } from 'node:net';
 import { Duplex } from 'node:stream';
+import type { Logger } from '../log.js';
 import type { Clock, TimerHandle } from '../time.js';
 import type {
   TcpConnectionApi,
@@ -39,6 +40,7 @@ export interface NetStackLike {
   readonly address: string;
   /** Clock for socket idle timeouts; Node's (unref'd) timers when absent. */
   readonly clock?: Clock;
+  readonly logger?: Logger;
 }
 
 export interface NetAddressInfo {
@@ -566,6 +568,12 @@ export class NetSocket extends Duplex {
       return;
     }
     if (this.destroyed) return;
+    if (this._listener !== null) {
+      // Never accepted: nobody has seen this socket, so nobody is told.
+      this._listener = null;
+      this.destroy();
+      return;
+    }
     if (code !== null) {
       this.destroy(this._connectionError(code));
       return;
@@ -924,8 +932,13 @@ export class NetServer extends EventEmitter {
   _accept(socket: NetSocket): void {
     const max = this.maxConnections;
     if (this._handle === null || (max !== undefined && this._connections >= max)) {
+      const remoteAddress = socket.remoteAddress;
+      const remotePort = socket.remotePort;
       socket.resetAndDestroy();
-      if (this._handle !== null) this.emit('drop', { remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
+      if (this._handle !== null) {
+        this._ctx.stack.logger?.debug('net: connection over maxConnections reset', { remoteAddress, remotePort, max });
+        this.emit('drop', { remoteAddress, remotePort });
+      }
       return;
     }
     this._connections++;

@@ -426,6 +426,57 @@ const scenarios: Record<string, Scenario> = {
     };
   },
 
+  async 'write then destroy(), and destroySoon(), still deliver what was written'(env, res) {
+    const big = 1 << 20;
+    let mode = 0;
+    const server = res.server(
+      env.server.createServer({}, (s) => {
+        res.socket(s);
+        s.resume();
+        if (mode === 0) {
+          s.write('small response');
+          s.destroy();
+        } else {
+          s.write(patternBytes(0, big));
+          (s as unknown as { destroySoon(): void }).destroySoon();
+        }
+      }),
+    );
+    const port = await listen(env, server);
+    const results: Record<string, unknown>[] = [];
+    for (mode = 0; mode < 2; mode++) {
+      const events: string[] = [];
+      const checker = new PatternChecker();
+      let text = '';
+      const c = res.socket(env.client.connect({ port, host: env.serverHost }));
+      recordEvents(c, ['end', 'error', 'close'], events);
+      c.on('data', (d: Buffer) => (mode === 0 ? (text += d.toString()) : checker.push(d)));
+      await closed(c);
+      results.push({ events, text, received: checker.received, intact: checker.mismatches === 0 });
+    }
+    return results;
+  },
+
+  async 'destroy() with received data left unread resets the connection'(env, res) {
+    const serverEvents: string[] = [];
+    const server = res.server(
+      env.server.createServer({}, (s) => {
+        res.socket(s);
+        recordEvents(s, ['end', 'error', 'close'], serverEvents);
+        s.write('never read');
+      }),
+    );
+    const port = await listen(env, server);
+    const c = res.socket(env.client.connect({ port, host: env.serverHost }));
+    c.pause();
+    await once(c, 'connect');
+    await res.sleep(100);
+    c.destroy();
+    await closed(c);
+    while (!serverEvents.some((e) => e.startsWith('close'))) await res.sleep(5);
+    return { serverEvents };
+  },
+
   async 'resetAndDestroy makes the peer see ECONNRESET'(env, res) {
     const serverEvents: string[] = [];
     let serverError: unknown;

@@ -14,18 +14,24 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const interopFixturePath = path.join(here, 'interop-fixture.js');
 export const cliPath = path.resolve(here, '..', '..', 'cli', 'main.js');
 
+/** Extra node flags for every spawned process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/p` (debugging). */
+function nodeArgs(): string[] {
+  return (process.env.IMACH_INTEROP_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+}
+
 /** Why the interop tests cannot run here (naming what is missing), or null. */
 export async function interopBlocker(tools: readonly string[]): Promise<string | null> {
   const tun = await tunTestBlocker();
   if (tun) return tun;
   const missing: string[] = [];
-  const versionFlag: Record<string, string> = { ping: '-V', tcpdump: '--version', curl: '--version', nft: '--version', iperf3: '--version', slirp4netns: '--version' };
   for (const t of tools) {
-    const r = await exec(t, [versionFlag[t] ?? '--version']);
-    if (r.code !== 0 && /ENOENT/.test(r.stderr)) missing.push(t);
+    const r = await exec(t, [t === 'ping' ? '-V' : '--version']);
+    if (r.code !== 0 && /ENOENT/.test(r.stderr)) missing.push(`${t} (Debian package ${DEBIAN_PACKAGE[t] ?? t})`);
   }
-  return missing.length > 0 ? `missing: ${missing.join(', ')} (Debian packages iputils-ping, tcpdump, curl, nftables, iperf3, slirp4netns)` : null;
+  return missing.length > 0 ? `missing: ${missing.join(', ')}` : null;
 }
+
+const DEBIAN_PACKAGE: Record<string, string> = { ping: 'iputils-ping', nft: 'nftables', ip: 'iproute2' };
 
 /** A child process printing JSON lines on stdout. */
 export class LineProcess {
@@ -147,7 +153,7 @@ export class Agent extends LineProcess {
 
 /** `imach join` (the real CLI) in the namespace; resolves once it says it is up. */
 export async function startJoin(ns: NetNs, args: string[], what = 'imach join'): Promise<{ proc: LineProcess; address: string; lines: string[] }> {
-  const proc = spawnInNs(ns, [process.execPath, cliPath, 'join', ...args], what);
+  const proc = spawnInNs(ns, [process.execPath, ...nodeArgs(), cliPath, 'join', ...args], what);
   await proc.waitFor((o) => typeof o.text === 'string' && o.text.startsWith('Ctrl-C'), 'the joined message', 20_000);
   const lines = proc.lines.map((o) => String(o.text));
   const m = /address (\d+\.\d+\.\d+\.\d+)/.exec(lines.join('\n'));

@@ -17,8 +17,8 @@ export function createStackEnv(link: LinkPairOptions = {}, names: Record<string,
     if (a === undefined) throw Object.assign(new Error(`no such host ${name}`), { code: 'ENOTFOUND' });
     return a;
   };
-  const clientStack = new Stack({ address: '10.77.0.2', lookup });
-  const serverStack = new Stack({ address: '10.77.0.3', lookup });
+  const clientStack = new Stack({ address: '10.77.0.2', lookup, mtu: link.mtu });
+  const serverStack = new Stack({ address: '10.77.0.3', lookup, mtu: link.mtu });
   const [a, b] = createLinkPair(link);
   clientStack.attach(a);
   serverStack.attach(b);

@@ -164,11 +164,16 @@ describe('tcp retransmission and congestion control', () => {
     const syn = h.connect();
     h.send({ flags: 0x12, seq: 1, ack: syn.seq + 1, options: { mss: 1000, timestamp: { value: 1, echo: syn.options.timestamp!.value } } });
     h.drain();
-    h.conn.send(new Uint8Array(10), h.now);
-    const d = h.drain()[0]!;
-    h.advance(1000);
-    h.send({ flags: ACK, seq: 2, ack: syn.seq + 11, options: { timestamp: { value: 2, echo: d.options.timestamp!.value } } });
-    // One sample of 1000 ms after the 0 ms handshake sample.
-    assert.ok(h.conn.rto > 1000, `rto ${h.conn.rto}`);
+    let una = syn.seq + 1;
+    for (let i = 0; i < 2; i++) {
+      h.conn.send(new Uint8Array(10), h.now);
+      const d = h.drain()[0]!;
+      h.advance(150);
+      una += 10;
+      // The ACK echoes the data segment's TSval: RTT 150 ms.
+      h.send({ flags: ACK, seq: 2, ack: una, options: { timestamp: { value: 2 + i, echo: d.options.timestamp!.value } } });
+    }
+    // Samples 0, 150, 150 ms: RTO = SRTT + 4*RTTVAR = 278.9 ms.
+    assert.ok(Math.abs(h.conn.rto - 278.9) < 0.5, `rto ${h.conn.rto}`);
   });
 });
