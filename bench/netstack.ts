@@ -176,9 +176,11 @@ export async function idleHeap(mtu: number, n: number): Promise<number> {
 
 export async function runNetstackBench(opts: { quick: boolean }): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
+  const progress = (what: string) => process.stderr.write(`  netstack: ${what}\n`);
   const bulkBytes = opts.quick ? 64 << 20 : 512 << 20;
   const secs = opts.quick ? 1 : 3;
   const kernel = kernelPair();
+  progress('baseline');
   const kBulk = await bulk(kernel, bulkBytes);
   const kRtt = await roundTrips(kernel, secs);
   const kChurn = await churn(kernel, secs);
@@ -187,19 +189,23 @@ export async function runNetstackBench(opts: { quick: boolean }): Promise<BenchR
   rows.push({ group: 'netstack', name: 'baseline: Node net over loopback', metric: 'connections/s', value: kChurn });
   for (const mtu of [1500, 16384, 65535]) {
     const name = `two stacks, MTU ${mtu}`;
+    progress(name);
     let pair = stackPair(mtu);
     const g = await bulk(pair, mtu === 1500 ? bulkBytes / 4 : bulkBytes);
     pair.close();
     rows.push({ group: 'netstack', name, metric: 'bulk Gbit/s', value: g, ratio: g / kBulk, goal: mtu === 65535 ? '>= 2 Gbit/s' : undefined, pass: mtu === 65535 ? g >= 2 : undefined });
     pair = stackPair(mtu);
+    progress('round trips');
     const r = await roundTrips(pair, secs);
     pair.close();
     rows.push({ group: 'netstack', name, metric: 'round trips/s', value: r, ratio: r / kRtt, goal: '>= 50000', pass: r >= 50000 });
     pair = stackPair(mtu);
+    progress('connections');
     const c = await churn(pair, secs);
     pair.close();
     rows.push({ group: 'netstack', name, metric: 'connections/s', value: c, ratio: c / kChurn });
     const n = opts.quick ? 2000 : 10000;
+    progress('idle heap');
     const h = await idleHeap(mtu, n);
     rows.push({ group: 'netstack', name, metric: `heap bytes/idle conn (${n} open)`, value: h, goal: '< 4096', pass: h < 4096 });
   }

@@ -6,6 +6,7 @@
 // per socket and handled on the next tick, so application callbacks ('data', 'connect',
 // 'drain') may call back into the connection safely, as they can with Node's sockets.
 
+import { ProcessHold } from './keepalive.js';
 import { EventEmitter } from 'node:events';
 import { isIP as nodeIsIP, isIPv4 as nodeIsIPv4, isIPv6 as nodeIsIPv6 } from 'node:net';
 import { Duplex } from 'node:stream';
@@ -193,6 +194,7 @@ function drainInbox(socket: NetSocket): void {
 }
 
 function emitSocketClose(socket: NetSocket, hadError: boolean): void {
+  socket._hold.setActive(false);
   socket.emit('close', hadError);
 }
 
@@ -233,6 +235,8 @@ export class NetSocket extends Duplex {
   _server: NetServer | null = null;
 
   private readonly _ctx: NetContext;
+  /** @internal */
+  readonly _hold = new ProcessHold();
   private _conn: TcpConnectionApi | null = null;
   private _connClosed = false;
   private _finReceived = false;
@@ -364,9 +368,11 @@ export class NetSocket extends Duplex {
   }
 
   ref(): this {
+    this._hold.setRef(true);
     return this;
   }
   unref(): this {
+    this._hold.setRef(false);
     return this;
   }
 
@@ -393,6 +399,7 @@ export class NetSocket extends Duplex {
     if (opts.noDelay !== undefined) this.setNoDelay(opts.noDelay);
     if (opts.keepAlive === true) this.setKeepAlive(true, opts.keepAliveInitialDelay ?? 0);
     this.connecting = true;
+    this._hold.setActive(true);
 
     const host = opts.host === undefined || opts.host === '' ? this._ctx.stack.address : opts.host;
     const ip = parseIpv4Address(host);
@@ -464,6 +471,7 @@ export class NetSocket extends Duplex {
     this._conn = conn;
     this._listener = listener;
     this.connecting = true;
+    this._hold.setActive(true);
     conn.events = new SocketConnEvents(this);
     if (conn.state !== 'SYN-RECEIVED' && conn.state !== 'LISTEN' && conn.state !== 'SYN-SENT') {
       this._post(EV_ESTABLISHED);
@@ -812,6 +820,8 @@ export class NetServer extends EventEmitter {
 
   private readonly _ctx: NetContext;
   private readonly _options: NetServerOptions;
+  /** @internal */
+  readonly _hold = new ProcessHold();
   private _handle: TcpListenerHandle | null = null;
   private _boundAddress = '0.0.0.0';
   private _connections = 0;
@@ -879,6 +889,7 @@ export class NetServer extends EventEmitter {
     }
     this._handle = handle;
     this._boundAddress = bound;
+    this._hold.setActive(true);
     process.nextTick(emitListening, this);
     return this;
   }
@@ -900,6 +911,7 @@ export class NetServer extends EventEmitter {
     const h = this._handle;
     if (h !== null) {
       this._handle = null;
+      this._hold.setActive(false);
       h.close();
     }
     this._emitCloseIfDrained();
@@ -912,9 +924,11 @@ export class NetServer extends EventEmitter {
   }
 
   ref(): this {
+    this._hold.setRef(true);
     return this;
   }
   unref(): this {
+    this._hold.setRef(false);
     return this;
   }
 
