@@ -52,10 +52,21 @@ function mac(secret: string, signed: string): Buffer {
   return createHmac('sha256', secret).update(signed, 'ascii').digest();
 }
 
+/** A fresh token nonce (the claims' `n`). */
+export function newNonce(): string {
+  return randomBytes(12).toString('base64url');
+}
+
 /** Mint a token for `host` valid for ttlSeconds from `now` (ms since the epoch). */
-export function mintToken(secret: string, host: string, ttlSeconds: number = DEFAULT_TOKEN_TTL_S, now: number = Date.now()): string {
+export function mintToken(
+  secret: string,
+  host: string,
+  ttlSeconds: number = DEFAULT_TOKEN_TTL_S,
+  now: number = Date.now(),
+  nonce: string = newNonce(),
+): string {
   const iat = Math.floor(now / 1000);
-  const claims: TokenClaims = { h: host, iat, exp: iat + Math.max(1, Math.floor(ttlSeconds)), n: randomBytes(12).toString('base64url') };
+  const claims: TokenClaims = { h: host, iat, exp: iat + Math.max(1, Math.floor(ttlSeconds)), n: nonce };
   const signed = `${TOKEN_PREFIX}.${Buffer.from(JSON.stringify(claims), 'utf8').toString('base64url')}`;
   return `${signed}.${mac(secret, signed).toString('base64url')}`;
 }

@@ -38,6 +38,14 @@ export class HostEntry {
   restartReason: string | null = null;
   /** bumps on every start so that late callbacks of an old instance are ignored */
   generation = 0;
+  /**
+   * The token nonce of this relay's current launch of the host (null: none). A session that
+   * joined with it belongs to `instance`; any other session does not (a host from before a
+   * relay restart, or one joined by hand).
+   */
+  launchNonce: string | null = null;
+  /** nonces of this relay's earlier launches (bounded): their late joins are refused */
+  readonly retiredNonces: string[] = [];
   readonly drops = new Map<string, number>();
 
   constructor(

@@ -8,7 +8,7 @@ import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { buildIcmpEchoRequest, ICMP_UNREACH_HOST } from '../netstack/wire/icmp.js';
 import { formatAddress, isHostAddress, parseAddress, parseNetwork, type Network } from './address.js';
 import { AdminApi } from './admin.js';
-import { isTokenError, loadOrCreateSecret, mintToken as mintWithSecret, verifyToken } from './auth.js';
+import { isTokenError, loadOrCreateSecret, mintToken as mintWithSecret, newNonce, verifyToken } from './auth.js';
 import { join } from 'node:path';
 import { EventLog, type HostState, type RelayEvent } from './events.js';
 import { Gateway } from './gateway.js';
@@ -16,7 +16,7 @@ import { HostEntry } from './host.js';
 import { LifecycleController, type LifecycleLimits } from './lifecycle.js';
 import { createLogger, type Logger } from './log.js';
 import { isDnsLabel, type Manifest } from './manifest.js';
-import { MALFORMED_REASONS, checkPacket, describePacket, isTcpSynOnly, readDst, readSrc } from './packet.js';
+import { MALFORMED_REASONS, checkPacket, describePacket, isAllocationSignal, isTcpSynOnly, readDst, readSrc } from './packet.js';
 import {
   ADMIN_HOST,
   DEFAULT_DOMAIN,
@@ -246,12 +246,18 @@ export class RelayServer implements Relay {
       limits: this.limits,
       logger: this.log,
       relayUrl: () => this.url,
-      mintToken: (h) => this.mintToken(h),
+      mintLaunchToken: (h) => {
+        const nonce = newNonce();
+        return { token: mintWithSecret(this.secret, h, DEFAULT_TOKEN_TTL_S, Date.now(), nonce), nonce };
+      },
       transition: (e, state, type, reason) => this.transition(e, state, type, reason),
       flushHeld: (e) => this.flushHeld(e),
       unroute: (e) => this.routes.delete(e.address),
       rejectHeld: (e, reason) => this.rejectHeld(e, reason),
-      describeHeld: (e) => (e.held.length > 0 ? describePacket(e.held[0]) : null),
+      describeHeld: (e) => {
+        const p = e.held.find((x) => isAllocationSignal(x));
+        return p !== undefined ? describePacket(p) : null;
+      },
     });
     this.gw = new Gateway({
       gateway: net.gateway,
@@ -397,9 +403,14 @@ export class RelayServer implements Relay {
       if (typeof created === 'string') return refuseUpgrade(socket, 503, created);
       entry = created;
     }
+    if (this.lifecycle.isRetired(entry, claims.n)) {
+      this.count('auth-superseded', entry);
+      return refuseUpgrade(socket, 403, `superseded instance of ${name}: this relay has started or admitted another`);
+    }
     if (entry.session === null && this.sessionCount >= this.limits.maxSessions) return refuseUpgrade(socket, 503, 'too many sessions');
     const target = entry;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onJoin(target, ws));
+    const nonce = claims.n;
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onJoin(target, ws, nonce));
   }
 
   private createDynamic(name: string): HostEntry | string {
@@ -415,14 +426,13 @@ export class RelayServer implements Relay {
     return e;
   }
 
-  private onJoin(entry: HostEntry, ws: WebSocket): void {
+  private onJoin(entry: HostEntry, ws: WebSocket, nonce: string): void {
     const now = Date.now();
-    const session = new RelaySession(randomBytes(8).toString('hex'), entry.name, ws, this.limits.queueBytes, now);
+    const session = new RelaySession(randomBytes(8).toString('hex'), entry.name, ws, this.limits.queueBytes, now, nonce);
     const old = entry.session;
     const kind = old !== null ? 'replaced' : entry.state === 'running' && entry.deadline > 0 ? 'reconnect' : 'new';
     if (old !== null) old.close(4000, 'replaced by a new session');
     entry.session = session;
-    if (entry.state !== 'draining') this.routes.set(entry.address, entry);
     this.sessionCount++;
     ws.on('pong', () => {
       session.lastPongAt = Date.now();
@@ -463,7 +473,8 @@ export class RelayServer implements Relay {
       idleMs: entry.spec?.idleMs ?? null,
       session: session.id,
     });
-    this.lifecycle.onJoin(entry, kind, now);
+    this.lifecycle.onJoin(entry, kind, nonce, now);
+    if (entry.session === session && entry.state !== 'draining') this.routes.set(entry.address, entry);
   }
 
   private onControl(entry: HostEntry, text: string): void {
@@ -587,8 +598,16 @@ export class RelayServer implements Relay {
       this.unreachable(packet);
       return;
     }
+    const signal = isAllocationSignal(packet);
+    if (entry.spec !== null && !signal && !this.lifecycle.holdsStale(entry, now)) {
+      // no instance has the connection it belongs to, and a fresh one would only answer
+      // RST: not a reason to start one. A router with no host for it says unreachable.
+      this.count('stale-packet', entry);
+      this.unreachable(packet);
+      return;
+    }
     this.hold(entry, packet);
-    if (entry.spec !== null && entry.state !== 'starting' && entry.state !== 'running') {
+    if (signal && entry.spec !== null && entry.state !== 'starting' && entry.state !== 'running') {
       this.lifecycle.signal(entry, describePacket(packet), now);
     }
   }

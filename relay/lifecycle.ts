@@ -21,6 +21,8 @@ export interface LifecycleLimits {
   /**
    * After the relay starts, hold packets for cold hosts this long before starting them, so
    * that hosts still running from before a relay restart can reconnect first (0: off).
+   * Packets that cannot start a host (see isAllocationSignal) are held for
+   * max(startGraceMs, reconnectHoldMs) after the relay starts, whatever this is.
    */
   startGraceMs: number;
 }
@@ -32,7 +34,8 @@ export interface LifecycleEnv {
   readonly limits: LifecycleLimits;
   readonly logger: Logger;
   relayUrl(): string;
-  mintToken(host: string): string;
+  /** a launch token for the host and its nonce (`n`) */
+  mintLaunchToken(host: string): { token: string; nonce: string };
   /** record a transition: sets state, since, lastReason, pushes the event */
   transition(entry: HostEntry, state: HostState, type: string, reason: string): void;
   /** take the host off the fast path (its packets go through the lifecycle) */
@@ -41,7 +44,7 @@ export interface LifecycleEnv {
   flushHeld(entry: HostEntry): void;
   /** answer the held packets' senders with ICMP host unreachable; count them under reason */
   rejectHeld(entry: HostEntry, reason: string): void;
-  /** a description of the first held packet, for a restart's reason */
+  /** a description of the first held allocation signal, for a restart's reason (null: none) */
   describeHeld(entry: HostEntry): string | null;
 }
 
@@ -52,13 +55,20 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
+/** Nonces of earlier launches remembered per host, to refuse their late joins. */
+const RETIRED_NONCES = 8;
+
 export class LifecycleController {
   private closing = false;
   private readonly graceUntil: number;
+  /** until then, packets that cannot start a host are held for cold hosts (see holdsStale) */
+  private readonly rejoinUntil: number;
   private readonly lingering = new Set<HostInstance>();
 
   constructor(private readonly env: LifecycleEnv) {
-    this.graceUntil = Date.now() + env.limits.startGraceMs;
+    const now = Date.now();
+    this.graceUntil = now + env.limits.startGraceMs;
+    this.rejoinUntil = now + Math.max(env.limits.startGraceMs, env.limits.reconnectHoldMs);
   }
 
   /**
@@ -91,8 +101,42 @@ export class LifecycleController {
     return entry.state !== 'failed' || now >= entry.retryAt;
   }
 
+  /**
+   * Whether a packet that cannot start a host (a TCP segment other than a SYN, an ICMP error
+   * or reply) should be held for this declared host without a session: while an instance
+   * starts or reconnects, and while the host is cold just after the relay started (an
+   * instance from before a relay restart may still reconnect and own that connection).
+   * Otherwise nothing could use it; the caller drops it and answers as a router would.
+   */
+  holdsStale(entry: HostEntry, now: number): boolean {
+    if (this.closing) return false;
+    switch (entry.state) {
+      case 'starting':
+      case 'running':
+        return true;
+      case 'cold':
+        return now < this.rejoinUntil;
+      default:
+        return false;
+    }
+  }
+
+  /** Whether `nonce` is from a launch of this relay that has been superseded or ended. */
+  isRetired(entry: HostEntry, nonce: string): boolean {
+    return entry.retiredNonces.includes(nonce);
+  }
+
+  /** The current launch is over: a late join with its token must not come back as the host. */
+  private retireLaunch(entry: HostEntry): void {
+    if (entry.launchNonce === null) return;
+    entry.retiredNonces.push(entry.launchNonce);
+    if (entry.retiredNonces.length > RETIRED_NONCES) entry.retiredNonces.shift();
+    entry.launchNonce = null;
+  }
+
   private start(entry: HostEntry, reason: string, now: number): void {
     const spec = entry.spec!;
+    this.retireLaunch(entry);
     const gen = ++entry.generation;
     entry.starts++;
     entry.startedAt = now;
@@ -107,10 +151,12 @@ export class LifecycleController {
       this.fail(entry, `no provider '${spec.provider}' configured`, now);
       return;
     }
+    const { token, nonce } = this.env.mintLaunchToken(entry.name);
+    entry.launchNonce = nonce;
     const launch: Launch = {
       host: entry.name,
       relay: this.env.relayUrl(),
-      token: this.env.mintToken(entry.name),
+      token,
       run: spec.run,
       env: { ...spec.env },
       idleMs: spec.idleMs,
@@ -130,8 +176,8 @@ export class LifecycleController {
         }
         entry.instance = instance;
         instance.exited.then(
-          (r) => this.onExit(entry, gen, r.code, r.reason),
-          () => this.onExit(entry, gen, null, 'unknown'),
+          (r) => this.onExit(entry, gen, nonce, r.code, r.reason),
+          () => this.onExit(entry, gen, nonce, null, 'unknown'),
         );
       },
       (e: unknown) => {
@@ -143,6 +189,7 @@ export class LifecycleController {
 
   private fail(entry: HostEntry, reason: string, now: number): void {
     entry.generation++;
+    this.retireLaunch(entry);
     entry.failures++;
     const backoff = Math.min(this.env.limits.startRetryMaxMs, this.env.limits.startRetryBaseMs * 2 ** Math.min(20, entry.failures - 1));
     entry.retryAt = now + backoff;
@@ -152,13 +199,19 @@ export class LifecycleController {
     if (entry.session !== null) entry.session.close(1011, 'start failed');
   }
 
-  private onExit(entry: HostEntry, gen: number, code: number | null, why: string): void {
+  private onExit(entry: HostEntry, gen: number, nonce: string, code: number | null, why: string): void {
     if (gen !== entry.generation) return;
     entry.instance = null;
     const how = code !== null ? `exited with code ${code}` : `exited (${why})`;
     const now = Date.now();
     if (entry.state === 'starting') {
       this.fail(entry, `${how} before joining`, now);
+      return;
+    }
+    if (entry.session !== null && entry.session.nonce !== nonce) {
+      // the session is not this instance's (a host from before a relay restart, or one
+      // joined by hand): it lives on
+      if (entry.launchNonce === nonce) this.retireLaunch(entry);
       return;
     }
     if (entry.session !== null) {
@@ -171,12 +224,27 @@ export class LifecycleController {
     if (entry.state === 'running' || entry.state === 'draining') this.goCold(entry, entry.releaseReason ?? how, now);
   }
 
-  /** A session opened for the host: `kind` says whether it replaced or restored one. */
-  onJoin(entry: HostEntry, kind: 'new' | 'replaced' | 'reconnect', now: number): void {
+  /**
+   * A session opened for the host with a token whose nonce is `nonce`: `kind` says whether
+   * it replaced or restored one.
+   */
+  onJoin(entry: HostEntry, kind: 'new' | 'replaced' | 'reconnect', nonce: string, now: number): void {
     entry.joinedAt = now;
     entry.lastTrafficAt = now;
     entry.activityAt = 0;
-    if (kind !== 'new') {
+    if (entry.launchNonce !== null && nonce !== entry.launchNonce) {
+      // A host this relay did not start (it ran before a relay restart, or joined by hand)
+      // holds the connections that matter: it is the host now; the instance this relay
+      // started is stopped, and its exit ends nothing.
+      const was = entry.state;
+      entry.generation++;
+      this.retireLaunch(entry);
+      this.stopInstance(entry, 0);
+      entry.failures = 0;
+      entry.restartReason = null;
+      entry.releaseReason = null;
+      this.env.transition(entry, 'running', 'joined', `joined without a start; stopped the instance that was ${was}`);
+    } else if (kind !== 'new') {
       this.env.transition(entry, entry.state, 'reconnected', kind === 'replaced' ? 'a new session replaced the old one' : 'session restored');
     } else if (entry.state === 'starting') {
       entry.failures = 0;
@@ -240,6 +308,7 @@ export class LifecycleController {
           break;
         case 'cold':
           if (e.restartReason !== null && e.spec !== null && now >= this.graceUntil) this.start(e, e.restartReason, now);
+          else if (e.restartReason === null && e.held.length > 0 && now >= this.rejoinUntil) this.env.rejectHeld(e, 'stale-packet');
           break;
         case 'draining':
           if (now >= e.deadline) {
@@ -274,11 +343,14 @@ export class LifecycleController {
     entry.deadline = 0;
     entry.established = 0;
     entry.listening = 0;
+    this.retireLaunch(entry);
     this.env.transition(entry, 'cold', 'released', reason);
     this.stopInstance(entry, this.env.limits.stopLingerMs);
     const restart = entry.restartReason ?? this.env.describeHeld(entry);
     entry.restartReason = null;
     if (restart !== null && !this.closing) this.start(entry, restart, now);
+    // held segments of the connections of the instance that went away: none can start one
+    else if (entry.held.length > 0 && !this.holdsStale(entry, now)) this.env.rejectHeld(entry, 'stale-packet');
   }
 
   private stopInstance(entry: HostEntry, afterMs: number): void {

@@ -70,6 +70,22 @@ export function describePacket(packet: Uint8Array): string {
   return `IP proto ${proto} ${src} -> ${dst}`;
 }
 
+/**
+ * Whether a packet may start a host that is not running: a fresh instance would have a use
+ * for it. TCP: only a SYN without ACK (any other segment belongs to a connection a fresh
+ * instance does not have; it would answer RST, RFC 9293 section 3.10.7.1). ICMP: only
+ * queries (echo, timestamp), not errors or replies. Any other protocol (UDP, ...): yes.
+ */
+export function isAllocationSignal(packet: Uint8Array): boolean {
+  const proto = packet[9];
+  if (proto === PROTO_TCP) return isTcpSynOnly(packet);
+  if (proto === PROTO_ICMP) {
+    const hl = (packet[0] & 0x0f) << 2;
+    return packet.length > hl && (packet[hl] === 8 || packet[hl] === 13);
+  }
+  return true;
+}
+
 /** A TCP segment opening a connection: SYN without ACK. */
 export function isTcpSynOnly(packet: Uint8Array): boolean {
   if (packet[9] !== PROTO_TCP) return false;

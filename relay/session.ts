@@ -14,6 +14,8 @@ export class RelaySession {
     /** bytes the WebSocket may have buffered before packets to this host are dropped */
     private readonly queueBytes: number,
     now: number,
+    /** the nonce (`n`) of the token it joined with: which launch the session belongs to */
+    readonly nonce: string = '',
   ) {
     this.lastPongAt = now;
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { buildIcmpEchoRequest, parseIcmp, parseIcmpQuote, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_HOST } from '../../netstack/wire/icmp.js';
+import { buildIcmpEchoRequest, buildIcmpUnreachable, parseIcmp, parseIcmpQuote, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_HOST } from '../../netstack/wire/icmp.js';
 import { parseIpv4, ipv4ToString, PROTO_ICMP } from '../../netstack/wire/ipv4.js';
 import { buildUdpPacket } from '../../netstack/wire/udp.js';
 import { buildDnsQuery } from '../../netstack/wire/dns.js';
@@ -7,10 +7,11 @@ import { isWireError } from '../../netstack/wire/error.js';
 import { isTokenError, verifyToken } from '../../relay/auth.js';
 import { startRelay, type Relay, type RelayLimits } from '../../relay/index.js';
 import { silentLogger } from '../../relay/log.js';
+import { isAllocationSignal } from '../../relay/packet.js';
 import { isManifestError, parseManifest } from '../../relay/manifest.js';
 import type { Launch } from '../../relay/protocol.js';
 import type { HostInstance, Provider } from '../../relay/provider.js';
-import { joinRelay, waitFor, type TestHost } from '../support/relay-client.js';
+import { joinRefused, joinRelay, waitFor, type TestHost } from '../support/relay-client.js';
 import { addr, rawPacket, tcpPacket } from '../support/relay-packets.js';
 
 const SECRET = 'lifecycle-test-secret';
@@ -395,6 +396,165 @@ describe('relay lifecycle', function () {
       const r = await pending;
       assert.equal(r.address, pinnedAddr);
       assert.equal(eventText(relay, 'pinned')[0], `started: ICMP echo 10.77.0.1 -> ${pinnedAddr}`);
+    });
+  });
+});
+
+/** Resolves once the relay has handled everything `client` sent before (a gateway echo round trip). */
+async function barrier(client: TestHost, seq: number): Promise<void> {
+  client.send(buildIcmpEchoRequest({ src: addr(client.address), dst: addr('10.77.0.1'), identifier: 77, sequence: seq, payload: new Uint8Array(4) }));
+  await client.nextPacket((p) => {
+    const ip = parseIpv4(p);
+    if (isWireError(ip) || ip.protocol !== PROTO_ICMP) return false;
+    const icmp = parseIcmp(ip.payload);
+    return !isWireError(icmp) && icmp.type === 0 && icmp.sequence === seq;
+  });
+}
+
+function tcpPorts(p: Uint8Array): [number, number] {
+  return [(p[20] << 8) | p[21], (p[22] << 8) | p[23]];
+}
+
+describe('relay lifecycle across a relay restart', function () {
+  this.timeout(20000);
+
+  it('classifies allocation signals: a SYN, UDP, an ICMP query, other protocols; not other TCP segments or ICMP errors and replies', () => {
+    const c = '10.77.0.5';
+    const w = '10.77.0.10';
+    assert.equal(isAllocationSignal(tcpPacket(c, w, 1, 2, 0x02)), true);
+    for (const flags of [0x12, 0x10, 0x18, 0x11, 0x04, 0x14, 0x00]) assert.equal(isAllocationSignal(tcpPacket(c, w, 1, 2, flags)), false, `flags ${flags}`);
+    assert.equal(isAllocationSignal(buildUdpPacket({ src: addr(c), dst: addr(w), srcPort: 1, dstPort: 2, payload: new Uint8Array(1) })), true);
+    const echo = buildIcmpEchoRequest({ src: addr(c), dst: addr(w), identifier: 1, sequence: 1, payload: new Uint8Array(0) });
+    assert.equal(isAllocationSignal(echo), true);
+    const reply = new Uint8Array(echo);
+    reply[20] = 0; // echo reply (the relay does not read the ICMP checksum)
+    assert.equal(isAllocationSignal(reply), false);
+    assert.equal(isAllocationSignal(buildIcmpUnreachable(tcpPacket(w, c, 2, 1, 0x02), ICMP_UNREACH_HOST, addr(c))), false);
+    assert.equal(isAllocationSignal(rawPacket(c, w, 40)), true);
+  });
+
+  it('does not start a cold host for a TCP segment that is not a SYN; holds it for the host from before the restart', async () => {
+    await withLifecycle({ reconnectHoldMs: 3000 }, async (relay, provider, client) => {
+      // an open connection's data segment and its FIN, arriving before the host has reconnected
+      const data = tcpPacket(client.address, '10.77.0.10', 40112, 9000, 0x18, new Uint8Array([1, 2, 3]));
+      const fin = tcpPacket(client.address, '10.77.0.10', 40112, 9000, 0x11);
+      client.send(data);
+      client.send(fin);
+      await barrier(client, 1);
+      assert.equal(state(relay, 'web'), 'cold');
+      assert.equal(provider.launches.length, 0);
+      // the surviving instance reconnects with the token it was launched with by the old relay
+      const web = await joinRelay(relay.url, relay.mintToken('web', 60));
+      try {
+        assert.deepEqual(await web.nextPacket(), data);
+        assert.deepEqual(await web.nextPacket(), fin);
+        assert.equal(state(relay, 'web'), 'running');
+        assert.ok(eventText(relay, 'web').includes('joined: joined without a start'), eventText(relay, 'web').join('\n'));
+        // and it is routed: the next segment goes straight to it
+        client.send(tcpPacket(client.address, '10.77.0.10', 40112, 9000, 0x10));
+        assert.equal(tcpPorts(await web.nextPacket())[0], 40112);
+        assert.equal(provider.launches.length, 0);
+        assert.equal(relay.counters()['hosts.web.stale-packet'], undefined);
+      } finally {
+        await web.close();
+      }
+    });
+  });
+
+  it('after the reconnect window, answers stale segments for a cold host with ICMP host unreachable and counts them, without a start', async () => {
+    await withLifecycle({ reconnectHoldMs: 150 }, async (relay, provider, client) => {
+      // held during the window, refused at its end
+      client.send(tcpPacket(client.address, '10.77.0.10', 40112, 9000, 0x10));
+      await expectUnreachable(client, '10.77.0.10', 9000);
+      assert.equal(relay.counters()['hosts.web.stale-packet'], 1);
+      // after it, refused at once; an ICMP error gets no answer (RFC 1122 section 3.2.2)
+      client.send(tcpPacket(client.address, '10.77.0.10', 40113, 9001, 0x12));
+      await expectUnreachable(client, '10.77.0.10', 9001);
+      client.send(buildIcmpUnreachable(tcpPacket('10.77.0.10', client.address, 9000, 40112, 0x10), 3, addr(client.address)));
+      await barrier(client, 2);
+      assert.equal(relay.counters()['hosts.web.stale-packet'], 3);
+      assert.equal(client.packets.filter((p) => p[9] === PROTO_ICMP).length, 0);
+      assert.equal(state(relay, 'web'), 'cold');
+      assert.equal(provider.launches.length, 0);
+      // a SYN is an allocation signal
+      const syn = tcpPacket(client.address, '10.77.0.10', 40114, 9000, 0x02);
+      client.send(syn);
+      const web = await provider.joined(0);
+      assert.deepEqual(await web.nextPacket(), syn);
+      assert.equal(provider.launches.length, 1);
+    });
+  });
+
+  it('does not start a host again for segments held for its lost session; refuses them instead', async () => {
+    await withLifecycle({ reconnectHoldMs: 200 }, async (relay, provider, client) => {
+      client.send(rawPacket(client.address, '10.77.0.10', 40, 1));
+      const web = await provider.joined(0);
+      web.sendControl({ type: 'activity', established: 1, listening: 1, bytesIn: 0, bytesOut: 0, idleMs: 0 });
+      await waitFor(() => relay.hosts().find((h) => h.name === 'web')?.connections === 1, 'activity');
+      // the host's socket drops for good (the process hangs on, then is stopped)
+      web.ws.removeAllListeners('close');
+      web.ws.terminate();
+      await waitFor(() => eventText(relay, 'web').some((e) => e.startsWith('disconnected')), 'disconnected');
+      client.send(tcpPacket(client.address, '10.77.0.10', 40112, 8080, 0x10));
+      await expectUnreachable(client, '10.77.0.10', 8080);
+      assert.equal(state(relay, 'web'), 'cold');
+      assert.equal(relay.counters()['hosts.web.stale-packet'], 1);
+      assert.equal(provider.launches.length, 1);
+      // its token is retired: the lost instance cannot come back as the host
+      const refused = await joinRefused(relay.url, provider.launches[0].token);
+      assert.equal(refused.status, 403);
+      assert.match(refused.error, /superseded instance of web/);
+    });
+  });
+
+  it('adopts a host from before the restart that joins while a fresh instance starts, stops the fresh one, and delivers the held packets', async () => {
+    await withLifecycle({ reconnectHoldMs: 3000 }, async (relay, provider, client) => {
+      provider.behaviour = 'never-join';
+      const ack = tcpPacket(client.address, '10.77.0.10', 40112, 9000, 0x10);
+      const syn = tcpPacket(client.address, '10.77.0.10', 40113, 9000, 0x02);
+      client.send(ack);
+      client.send(syn);
+      await waitFor(() => state(relay, 'web') === 'starting' && provider.liveCount === 1, 'starting');
+      const web = await joinRelay(relay.url, relay.mintToken('web', 60));
+      try {
+        assert.deepEqual(await web.nextPacket(), ack);
+        assert.deepEqual(await web.nextPacket(), syn);
+        assert.equal(state(relay, 'web'), 'running');
+        assert.ok(eventText(relay, 'web').includes('joined: joined without a start; stopped the instance that was starting'), eventText(relay, 'web').join('\n'));
+        await waitFor(() => provider.liveCount === 0, 'the fresh instance stopped');
+        // a late join of the stopped instance is refused; the adopted host keeps its session
+        const refused = await joinRefused(relay.url, provider.launches[0].token);
+        assert.equal(refused.status, 403);
+        assert.equal(relay.counters()['hosts.web.auth-superseded'], 1);
+        client.send(tcpPacket(client.address, '10.77.0.10', 40112, 9000, 0x10));
+        assert.equal(tcpPorts(await web.nextPacket())[0], 40112);
+        assert.equal(web.closed, false);
+        assert.equal(state(relay, 'web'), 'running');
+      } finally {
+        await web.close();
+      }
+    });
+  });
+
+  it('when a fresh instance exits after the host from before the restart replaced it, closes only the fresh session', async () => {
+    await withLifecycle({}, async (relay, provider, client) => {
+      client.send(tcpPacket(client.address, '10.77.0.10', 40113, 9000, 0x02));
+      const fresh = await provider.joined(0);
+      await waitFor(() => state(relay, 'web') === 'running', 'running');
+      const survivor = await joinRelay(relay.url, relay.mintToken('web', 60));
+      try {
+        // the fresh instance is replaced (4000) and ends
+        await fresh.until(() => fresh.closed, 'fresh session closed');
+        await waitFor(() => provider.liveCount === 0, 'fresh instance exited');
+        const seg = tcpPacket(client.address, '10.77.0.10', 40112, 9000, 0x18, new Uint8Array([7]));
+        client.send(seg);
+        assert.deepEqual(await survivor.nextPacket(), seg);
+        assert.equal(survivor.closed, false);
+        assert.equal(state(relay, 'web'), 'running');
+        assert.equal(provider.launches.length, 1);
+      } finally {
+        await survivor.close();
+      }
     });
   });
 });
