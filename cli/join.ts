@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { createLogger, type Logger } from '../hostfn/log.js';
 import { resolvedAvailable, isInterfaceName, isIPv4, execRunner, type CommandRunner } from '../join/iproute.js';
 import { DEFAULT_DEV, JoinSession, isJoinError, type JoinEnd, type JoinError, type JoinOptions } from '../join/join-session.js';
-import { parseImpair, type ImpairSpec } from '../join/impair.js';
+import { formatImpair, parseImpair, type ImpairSpec } from '../join/impair.js';
 import { checkTunPrerequisites } from '../join/preflight.js';
 import { UserspaceSession, parseForward, type ForwardSpec, type UserspaceOptions } from '../join/userspace.js';
 import { loadOrCreateSecret, mintToken } from '../relay/auth.js';
@@ -283,6 +283,7 @@ export async function runJoin(argv: string[], deps: Partial<JoinCliDeps> = {}): 
   } else {
     d.out(`names: dig @${w.dns} web.${w.domain}   (or join with --dns to resolve *.${w.domain} directly)`);
   }
+  if (args.impair) d.out(`impairing the relay path (testing): ${formatImpair(args.impair)}`);
   d.out('Ctrl-C leaves the network and removes the device');
 
   return untilEnd(d, session);
@@ -310,6 +311,7 @@ async function runUserspace(d: JoinCliDeps, args: JoinCliArgs, relay: string, to
   for (const f of session.forwards) {
     d.out(`forward ${f.spec.bindHost}:${f.port} -> ${f.spec.host}:${f.spec.port}`);
   }
+  if (args.impair) d.out(`impairing the relay path (testing): ${formatImpair(args.impair)}`);
   d.out('Ctrl-C leaves the network');
   return untilEnd(d, session);
 }

@@ -15,6 +15,8 @@ import {
   type InterfaceConfig,
 } from './iproute.js';
 import { openTun, type OpenTunOptions, type TunDevice } from './tun-device.js';
+import { ImpairedLink, formatImpair, impairLink, type ImpairSpec } from './impair.js';
+import type { Link } from '../netstack/link/link.js';
 
 export interface JoinOptions {
   /** ws://host:port of the relay */
@@ -31,6 +33,8 @@ export interface JoinOptions {
   openTun?: (name: string, options?: OpenTunOptions) => TunDevice;
   /** how long the relay may stay unreachable before the session ends (ms) */
   giveUpAfterMs?: number;
+  /** seeded faults between the device and the relay (`--impair`, tests and debugging) */
+  impair?: ImpairSpec;
 }
 
 export const DEFAULT_DEV = 'imach0';
@@ -64,6 +68,8 @@ export class JoinSession {
   readonly ended: Promise<JoinEnd>;
   private endResolve!: (e: JoinEnd) => void;
   private stopping: Promise<void> | null = null;
+  /** what the device's packets go through: the relay link, or an ImpairedLink around it */
+  readonly data: Link;
 
   private constructor(
     readonly link: RelayLink,
@@ -73,8 +79,11 @@ export class JoinSession {
     private dnsConfigured: boolean,
     private readonly run: CommandRunner,
     private readonly log: Logger,
+    impair: ImpairSpec | undefined,
   ) {
     this.ended = new Promise((r) => (this.endResolve = r));
+    this.data = impairLink(link, impair);
+    if (this.data !== link) this.log.warn('impairing the relay path', { impair: formatImpair(impair!) });
   }
 
   /**
@@ -135,13 +144,13 @@ export class JoinSession {
       }
     }
 
-    const session = new JoinSession(link, device, welcome, iface, dnsConfigured, run, log);
+    const session = new JoinSession(link, device, welcome, iface, dnsConfigured, run, log, options.impair);
     session.wire();
     return session;
   }
 
   private wire(): void {
-    const { link, device } = this;
+    const { link, device, data } = this;
     device.onPacket((p) => {
       if (p.length < 20) {
         this.drops.tooShort++;
@@ -152,9 +161,9 @@ export class JoinSession {
         this.drops.notIPv4++;
         return;
       }
-      link.send(p);
+      data.send(p);
     });
-    link.onReceive((p) => device.send(p));
+    data.onReceive((p) => device.send(p));
     device.onError((err) => {
       this.log.error('TUN device failed', { dev: device.name, err });
       void this.stop({ reason: 'device-error', message: err.message });
@@ -183,6 +192,10 @@ export class JoinSession {
     if (failures.length > 0) this.log.debug('cleanup left nothing to undo', { failures });
     this.device.close();
     await this.link.closeGracefully(500).catch(() => this.link.close());
+    if (this.data instanceof ImpairedLink) {
+      this.data.close();
+      this.log.info('impairment counters', { ...this.data.counters });
+    }
     this.log.info('left the network', { reason: end.reason, message: end.message });
     this.endResolve(end);
   }

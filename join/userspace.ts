@@ -9,6 +9,8 @@ import { createLogger, type Logger } from '../hostfn/log.js';
 import { RelayLink, isRelayLinkError, type RelayLinkError } from '../hostfn/relay-link.js';
 import type { NetApi } from '../netstack/api/net.js';
 import type { WelcomeMessage } from '../relay/protocol.js';
+import type { Link } from '../netstack/link/link.js';
+import { ImpairedLink, formatImpair, impairLink, type ImpairSpec } from './impair.js';
 import { isIPv4 } from './iproute.js';
 import type { JoinEnd, JoinError } from './join-session.js';
 import { Socks5Server, splice, type Dial } from './socks5.js';
@@ -19,7 +21,8 @@ export interface UserspaceStack {
   close(): void;
 }
 
-export type UserspaceStackFactory = (welcome: WelcomeMessage, link: RelayLink, log: Logger) => UserspaceStack;
+/** `link` is the relay link, or an ImpairedLink around it with `--impair`. */
+export type UserspaceStackFactory = (welcome: WelcomeMessage, link: Link, log: Logger) => UserspaceStack;
 
 export interface ForwardSpec {
   /** loopback address to listen on (default 127.0.0.1) */
@@ -152,6 +155,8 @@ export interface UserspaceOptions {
   giveUpAfterMs?: number;
   /** injected by tests; default netstack */
   stackFactory?: UserspaceStackFactory;
+  /** seeded faults between the stack and the relay (`--impair`, tests and debugging) */
+  impair?: ImpairSpec;
 }
 
 export class UserspaceSession {
@@ -166,6 +171,8 @@ export class UserspaceSession {
     readonly socks: Socks5Server | null,
     readonly forwards: PortForward[],
     private readonly log: Logger,
+    /** what the stack is attached to: the relay link, or an ImpairedLink around it */
+    readonly data: Link,
   ) {
     this.ended = new Promise((r) => (this.endResolve = r));
   }
@@ -181,9 +188,11 @@ export class UserspaceSession {
     });
     if (isRelayLinkError(link)) return { joinError: true, stage: 'relay', kind: link.kind, message: link.message };
     const welcome = link.welcome;
+    const data = impairLink(link, options.impair);
+    if (data !== link) log.warn('impairing the relay path', { impair: formatImpair(options.impair!) });
     let stack: UserspaceStack;
     try {
-      stack = (options.stackFactory ?? netstackFactory)(welcome, link, log);
+      stack = (options.stackFactory ?? netstackFactory)(welcome, data, log);
     } catch (err) {
       link.close();
       return { joinError: true, stage: 'device', message: `cannot start the userspace stack: ${(err as Error).message}` };
@@ -194,6 +203,7 @@ export class UserspaceSession {
       if (socks) await socks.close();
       for (const f of forwards) await f.close();
       stack.close();
+      data.close();
       link.close();
       return { joinError: true, stage: 'interface', message };
     };
@@ -209,7 +219,7 @@ export class UserspaceSession {
         return undo(`cannot listen on ${spec.bindHost}:${spec.bindPort} for --forward: ${(err as Error).message}`);
       }
     }
-    const s = new UserspaceSession(link, welcome, stack, socks, forwards, log);
+    const s = new UserspaceSession(link, welcome, stack, socks, forwards, log, data);
     s.wire();
     return s;
   }
@@ -234,6 +244,10 @@ export class UserspaceSession {
     for (const f of this.forwards) await f.close();
     this.stack.close();
     await this.link.closeGracefully(500).catch(() => this.link.close());
+    if (this.data instanceof ImpairedLink) {
+      this.data.close();
+      this.log.info('impairment counters', { ...this.data.counters });
+    }
     this.log.info('left the network', { reason: end.reason, message: end.message });
     this.endResolve(end);
   }

@@ -159,7 +159,12 @@ function upload(env: Env, host: string, port: number, bytes: number, seed: numbe
 
 function udpEcho(env: Env, port: number): Promise<number> {
   const u = env.udp();
-  u.on('message', (msg, rinfo) => u.send(msg, rinfo.port, rinfo.address));
+  u.on('message', (msg, rinfo) => {
+    report({ event: 'udp', port, bytes: msg.length, from: `${rinfo.address}:${rinfo.port}` });
+    u.send(msg, rinfo.port, rinfo.address, (err) => {
+      if (err) report({ event: 'udpEchoError', port, error: err.message, code: (err as NodeJS.ErrnoException).code });
+    });
+  });
   u.on('error', () => {});
   closers.push(() => u.close());
   return new Promise((resolve) => u.bind(port, () => resolve(port)));

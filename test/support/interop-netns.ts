@@ -74,7 +74,7 @@ export class LineProcess {
       if (this.stderr.length < 32_768) this.stderr += c;
     });
     this.exited = new Promise((resolve) =>
-      child.once('exit', (code) => {
+      child.once('close', (code: number | null) => {
         this.exitCode = code;
         for (const w of this.waiters.splice(0)) {
           w.reject(new Error(`${this.what} exited (${code}); last line ${JSON.stringify(this.lines.at(-1))}; stderr: ${this.stderr.trim().slice(-2000)}`));
@@ -168,6 +168,9 @@ export interface SynRecord {
   dstPort: number;
   /** true for SYN-ACK */
   ack: boolean;
+  /** ECE and CWR flags (an ECN-setup SYN has both, RFC 3168 section 6.1.1) */
+  ece: boolean;
+  cwr: boolean;
   mss?: number;
   wscale?: number;
   sackOK: boolean;
@@ -178,7 +181,7 @@ export interface SynRecord {
 /** The SYNs and SYN-ACKs in `tcpdump -n -v` text. */
 export function parseSyns(text: string): SynRecord[] {
   const out: SynRecord[] = [];
-  const re = /(\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): Flags \[(S\.?)\][^\n]*/g;
+  const re = /(\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): Flags \[(S[EW]*\.?)\][^\n]*/g;
   for (const m of text.matchAll(re)) {
     const opts = /options \[([^\]]*)\]/.exec(m[0])?.[1] ?? '';
     const mss = /\bmss (\d+)/.exec(opts);
@@ -188,7 +191,9 @@ export function parseSyns(text: string): SynRecord[] {
       srcPort: Number(m[2]),
       dst: m[3]!,
       dstPort: Number(m[4]),
-      ack: m[5] === 'S.',
+      ack: m[5]!.endsWith('.'),
+      ece: m[5]!.includes('E'),
+      cwr: m[5]!.includes('W'),
       ...(mss ? { mss: Number(mss[1]) } : {}),
       ...(ws ? { wscale: Number(ws[1]) } : {}),
       sackOK: /\bsackOK\b/.test(opts),
@@ -204,7 +209,7 @@ export class SynCapture {
   private constructor(private readonly proc: LineProcess) {}
 
   static async start(ns: NetNs, dev: string): Promise<SynCapture> {
-    const proc = spawnInNs(ns, ['tcpdump', '-i', dev, '-n', '-v', '-l', '-U', 'tcp[tcpflags] & tcp-syn != 0'], 'tcpdump');
+    const proc = spawnInNs(ns, ['tcpdump', '-i', dev, '--immediate-mode', '-n', '-v', '-l', 'tcp[tcpflags] & tcp-syn != 0'], 'tcpdump');
     const cap = new SynCapture(proc);
     for (let i = 0; i < 100 && !/listening on/.test(proc.stderr); i++) {
       if (proc.child.exitCode !== null) break;
