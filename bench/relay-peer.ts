@@ -5,7 +5,7 @@
 
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { AddressInfo } from 'node:net';
-import { RelayLink, isRelayLinkError } from '../hostfn/relay-link.js';
+import { RelayLink, isRelayLinkError, joinUrl } from '../hostfn/relay-link.js';
 import { createNetstackBundle } from '../hostfn/netstack-bundle.js';
 import type { NetApi } from '../netstack/api/net.js';
 import { buildUdpPacket } from '../netstack/wire/udp.js';
@@ -50,7 +50,7 @@ async function plainRelay(): Promise<void> {
 function openRaw(): Promise<{ ws: WebSocket; address: string | null }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = cfg.token ? { authorization: `Bearer ${cfg.token}` } : {};
-    const ws = new WebSocket(cfg.url!, cfg.token ? ['imach.v1'] : [], { headers, perMessageDeflate: false });
+    const ws = new WebSocket(cfg.token ? joinUrl(cfg.url!) : cfg.url!, cfg.token ? ['imach.v1'] : [], { headers, perMessageDeflate: false, generateMask: (m: Buffer) => m.fill(0) });
     ws.binaryType = 'nodebuffer';
     ws.once('error', reject);
     if (!cfg.token) {

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { startRelay, type Relay } from '../relay/index.js';
 import { parseManifest, isManifestError } from '../relay/manifest.js';
 import { LocalProvider } from '../hostfn/local-provider.js';
+import { silentLogger } from '../relay/log.js';
 import type { PeerConfig } from './relay-peer.js';
 import type { BenchRow } from './report.js';
 
@@ -67,6 +68,7 @@ async function benchRelay(mtu: number): Promise<Relay> {
     network: '10.77.0.0/16',
     mtu,
     limits: { rateBytesPerSec: 64 * 1024 * 1024 * 1024, rateBurstBytes: 1024 * 1024 * 1024 },
+    logger: silentLogger,
   });
 }
 
@@ -176,6 +178,7 @@ async function coldStarts(samples: number): Promise<number[]> {
     listen: { host: '127.0.0.1', port: 0 },
     secret: 'bench-secret-' + process.pid,
     providers: { local: new LocalProvider({ output: () => {} }) },
+    logger: silentLogger,
   });
   const probe = startPeer({ mode: 'host', role: 'connect-probe', url: relay.url, token: relay.mintToken('probe'), target: '10.77.0.50', port: 7 });
   const times: number[] = [];

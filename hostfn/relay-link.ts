@@ -132,6 +132,10 @@ export function splitPackets(
   return { packets, malformed: false };
 }
 
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 export class RelayLink implements Link {
   readonly options: Required<Omit<RelayLinkOptions, 'logger'>>;
   private readonly log: Logger;
@@ -386,6 +390,10 @@ export class RelayLink implements Link {
         perMessageDeflate: false,
         maxPayload: Math.max(maxFrameBytes(), this.options.maxBatchBytes) + 65536,
         handshakeTimeout: this.options.connectTimeoutMs,
+        // RFC 6455 section 5.3 masks client frames to protect browsers' intermediaries from
+        // cache poisoning; this link only talks to our own relay, and a zero key lets both
+        // ends skip the XOR pass over every payload byte (ws skips all-zero masks).
+        generateMask: zeroMask,
       });
       const done = (r: { ws: WebSocket; welcome: Welcome } | RelayLinkError) => {
         if (settled) return;
