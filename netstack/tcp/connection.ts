@@ -64,6 +64,8 @@ const DEFAULT_PEER_MSS = 536;
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
 const TS_OPTION_BYTES = 12;
 const MAX_BACKOFF = 16;
+// Minimum spacing of ACKs answering out-of-window bare ACKs (Linux tcp_invalid_ratelimit).
+const OOW_ACK_INTERVAL_MS = 500;
 
 const NO_EVENTS: TcpConnectionEvents = Object.freeze({
   established(): void {},
@@ -141,10 +143,14 @@ export class TcpConnection implements TcpConnectionApi {
 
   // Options (RFC 7323, RFC 2018).
   private tsOk = false;
+  /** The peer's SYN carried a window-scale option and we accepted it. */
+  private wsOffered = false;
   private sackOk = false;
   private tsRecent = 0;
   private tsRecentAt = -Infinity;
   private readonly tsOffset: number;
+  /** Time of the last retransmission timeout: older echoes are not RTT samples. */
+  private lastTimeoutAt = -Infinity;
 
   // Retransmission (RFC 6298) and congestion control (RFC 5681, RFC 6582, RFC 6675).
   private readonly rtt: RttEstimator;
@@ -170,6 +176,7 @@ export class TcpConnection implements TcpConnectionApi {
 
   // RFC 5961 section 7: challenge ACK rate limit.
   private challengeWindowStart = -Infinity;
+  private lastOowAckAt = -Infinity;
   private challengeCount = 0;
 
   private notifiedDeadline = Infinity;
@@ -332,7 +339,7 @@ export class TcpConnection implements TcpConnectionApi {
       case 'FIN-WAIT-2':
       case 'CLOSE-WAIT':
         // RFC 9293 section 3.10.5: <SEQ=SND.NXT><CTL=RST>.
-        this.emitRaw(this.sndNxt, 0, RST);
+        this.emitRaw(this.sndMax, 0, RST);
         break;
       default:
         break;
@@ -346,11 +353,12 @@ export class TcpConnection implements TcpConnectionApi {
     const st = this.state;
     if (st !== 'ESTABLISHED' && st !== 'FIN-WAIT-1' && st !== 'FIN-WAIT-2') return;
     const rcvBuf = this.config.receiveBufferSize;
+    const maxWindow = Math.min(rcvBuf, 0xffff << this.rcvWscale);
     const cur = this.receiveWindow;
     const free = this.freeReceiveSpace();
     // Window update at once when the window opens significantly (RFC 9293 section
-    // 3.8.6.2.2 threshold) and the advertised window is below half the buffer.
-    if (cur < rcvBuf >> 1 && free - cur >= Math.min(rcvBuf >> 1, this.config.mss)) {
+    // 3.8.6.2.2 threshold) and the advertised window is below half its maximum.
+    if (cur < maxWindow / 2 && free - cur >= Math.min(rcvBuf >> 1, this.config.mss)) {
       this.sendAck(now);
       this.settle();
     }
@@ -496,7 +504,9 @@ export class TcpConnection implements TcpConnectionApi {
     const wnd = this.receiveWindow;
     const seq = seg.seq >>> 0;
     let ok: boolean;
-    if (segLen === 0) ok = wnd === 0 ? seq === this.rcvNxt : seqInRange(seq, this.rcvNxt, seqAdd(this.rcvNxt, wnd));
+    // A zero-length segment exactly at the right edge is accepted too (as Linux does):
+    // a peer whose data filled our window sends its ACKs there.
+    if (segLen === 0) ok = seqGe(seq, this.rcvNxt) && seqLe(seq, seqAdd(this.rcvNxt, wnd));
     else
       ok =
         wnd !== 0 &&
@@ -513,7 +523,12 @@ export class TcpConnection implements TcpConnectionApi {
         this.stats.outOfWindow++;
         // RFC 9293 section 3.10.7.4: TIME-WAIT re-ACKs a retransmitted FIN and restarts 2MSL.
         if (this.state === 'TIME-WAIT' && fin && seqAdd(seq, payload.length + 1) === this.rcvNxt) this.rtxBase = now;
-        this.sendAck(now);
+        // Segments with data or SYN/FIN always get a duplicate ACK; bare ACKs only at a
+        // limited rate, so that two confused ends cannot ping-pong ACKs (as Linux does).
+        if (segLen > 0 || now - this.lastOowAckAt >= OOW_ACK_INTERVAL_MS) {
+          this.lastOowAckAt = now;
+          this.sendAck(now);
+        }
         return false;
       }
     }
@@ -585,11 +600,10 @@ export class TcpConnection implements TcpConnectionApi {
       return false;
     }
     const window = seg.window << this.sndWscale;
-    let newlySacked = 0;
     const blocks = seg.options.sack;
     if (this.sackOk && blocks !== undefined && blocks.length > 0) {
       if (this.score === null) this.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
-      newlySacked = this.score.update(blocks, seqMax(ack, this.sndUna), this.sndMax);
+      this.score.update(blocks, seqMax(ack, this.sndUna), this.sndMax);
     }
 
     if (seqGt(ack, this.sndUna)) {
@@ -602,7 +616,7 @@ export class TcpConnection implements TcpConnectionApi {
       window === this.sndWnd
     ) {
       // RFC 5681 section 2: a duplicate ACK.
-      this.onDupAck(now, newlySacked);
+      this.onDupAck(now);
     } else if (this.sndMax === this.sndUna) {
       this.retries = 0;
     }
@@ -650,8 +664,10 @@ export class TcpConnection implements TcpConnectionApi {
     // RTT measurement: RFC 7323 section 4 with timestamps, else one timed segment (Karn's rule).
     const ts = this.tsOk ? seg.options.timestamp : undefined;
     if (ts !== undefined && ts.echo !== 0) {
+      // Echoes older than the last timeout may time an earlier transmission plus the
+      // timeout itself (the receiver echoes TS.Recent, RFC 7323 section 4.3): skip them.
       const r = (this.tsNow(now) - ts.echo) >>> 0;
-      if (r < 0x7fffffff) this.rtt.sample(r);
+      if (r < 0x7fffffff && r <= now - this.lastTimeoutAt) this.rtt.sample(r);
     } else if (this.rttTime >= 0 && seqGe(ack, this.rttSeq)) {
       this.rtt.sample(now - this.rttTime);
       this.rttTime = -1;
@@ -677,13 +693,9 @@ export class TcpConnection implements TcpConnectionApi {
     }
     // RFC 6298 section 5.3: restart the timer when new data is acknowledged.
     this.rtxBase = now;
-    if (this.sendBlocked && this.sendSpace > 0) {
-      this.sendBlocked = false;
-      this.events.sendSpace();
-    }
   }
 
-  private onDupAck(now: number, newlySacked: number): void {
+  private onDupAck(now: number): void {
     this.stats.dupAcks++;
     this.dupAcks++;
     if (this.inRecovery) {
@@ -693,7 +705,7 @@ export class TcpConnection implements TcpConnectionApi {
     const thresh = this.config.dupAckThreshold;
     // RFC 6675 section 4: SND.UNA is lost when more than (DupThresh-1)*SMSS bytes above it are SACKed.
     const sackLoss =
-      this.sackOk && this.score !== null && newlySacked >= 0 && this.score.sackedBytes > (thresh - 1) * this.sndMss;
+      this.sackOk && this.score !== null && this.score.sackedBytes > (thresh - 1) * this.sndMss;
     // RFC 6582 section 3.2 step 2: only if the ACK covers more than `recover`.
     if ((this.dupAcks >= thresh || sackLoss) && seqGe(this.sndUna, this.recover)) {
       this.stats.fastRetransmits++;
@@ -834,6 +846,10 @@ export class TcpConnection implements TcpConnectionApi {
     this.output(now, false);
     if (this.ackState === ACK_NOW) this.sendAck(now);
     else if (this.ackState === ACK_DELAYED && this.ackAt === Infinity) this.ackAt = now + this.config.delayedAckMs;
+    if (this.sendBlocked && this.sendSpace > 0 && (this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT')) {
+      this.sendBlocked = false;
+      this.events.sendSpace();
+    }
   }
 
   private enterTimeWait(now: number): void {
@@ -973,6 +989,8 @@ export class TcpConnection implements TcpConnectionApi {
     const sb = this.sb;
     const dataEnd = seqAdd(this.sndUna, sb === null ? 0 : sb.length);
     let len = Math.min(this.payloadMss(), seqDiff(dataEnd, seq));
+    // Only what was sent before: new data goes through output() and its checks.
+    if (seqDiff(this.sndMax, seq) < len) len = seqDiff(this.sndMax, seq);
     if (limit !== -1 && seqDiff(limit, seq) < len) len = seqDiff(limit, seq);
     if (len < 0) len = 0;
     const fin = this.finSent() && seqAdd(seq, len) === dataEnd;
@@ -1010,7 +1028,7 @@ export class TcpConnection implements TcpConnectionApi {
     const c = this.config;
     const options: TcpOptions = { mss: c.mss };
     if (synAck) {
-      if (this.rcvWscale !== 0 || this.sndWscale !== 0 || this.wsOffered) options.windowScale = this.rcvWscale;
+      if (this.wsOffered) options.windowScale = this.rcvWscale;
       if (this.sackOk) options.sackPermitted = true;
       if (this.tsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent };
     } else {
@@ -1045,11 +1063,12 @@ export class TcpConnection implements TcpConnectionApi {
     this.startRtx(now, first);
   }
 
-  /** True when the peer's SYN carried a window-scale option and we accepted it. */
-  private wsOffered = false;
-
+  /**
+   * A pure ACK. Its sequence number is SND.MAX (RFC 9293's SND.NXT: retransmission after
+   * a timeout rewinds our sndNxt, not the peer's view), so the peer never finds it old.
+   */
   private sendAck(now: number): void {
-    this.emit(this.sndNxt, ACK, EMPTY, 0, now);
+    this.emit(this.sndMax, ACK, EMPTY, 0, now);
   }
 
   /** A segment with the usual ACK, window and options. */
@@ -1099,7 +1118,7 @@ export class TcpConnection implements TcpConnectionApi {
   /** Receive buffer space, at most what the window field can express. */
   private freeReceiveSpace(): number {
     const free = this.config.receiveBufferSize - this.unconsumed - (this.asm === null ? 0 : this.asm.bytes);
-    const max = 0xffff * 2 ** this.rcvWscale;
+    const max = 0xffff << this.rcvWscale;
     return free > max ? max : free > 0 ? free : 0;
   }
 
@@ -1213,6 +1232,7 @@ export class TcpConnection implements TcpConnectionApi {
       }
       // RFC 6298 section 5.4 and RFC 5681 section 3.1: retransmit the earliest segment, go back to slow start.
       this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.retries === 1);
+      this.lastTimeoutAt = now;
       this.inRecovery = false;
       this.recover = this.sndMax;
       this.dupAcks = 0;
@@ -1258,7 +1278,9 @@ export class TcpConnection implements TcpConnectionApi {
 
   private onKeepAliveTimer(now: number): void {
     const st = this.state;
-    if (this.kaIdle === 0 || (st !== 'ESTABLISHED' && st !== 'CLOSE-WAIT')) {
+    // FIN-WAIT-2 too: after a half-close, a peer that vanished would otherwise hold the
+    // connection forever.
+    if (this.kaIdle === 0 || (st !== 'ESTABLISHED' && st !== 'CLOSE-WAIT' && st !== 'FIN-WAIT-2')) {
       this.kaAt = Infinity;
       return;
     }

@@ -25,7 +25,9 @@ export class SendBuffer {
     const n = data.length;
     if (n === 0) return;
     this.length += n;
-    if (n <= SMALL_WRITE) {
+    // Coalesce only behind other queued data: a lone small write (request/response) is
+    // kept by reference like any other.
+    if (n <= SMALL_WRITE && this.length > n) {
       const tail = this.tail;
       const last = this.chunks.length - 1;
       if (tail !== null && last >= this.head && this.chunks[last]!.buffer === tail.buffer && this.tailLen + n <= tail.length) {

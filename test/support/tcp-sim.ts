@@ -2,6 +2,7 @@
 // with seeded loss, reordering (delay jitter) and duplication.
 
 import { createHash } from 'node:crypto';
+import { mulberry32 } from '../../netstack/link/prng.js';
 import type { TcpSegment, TcpSegmentOut } from '../../netstack/wire/tcp.js';
 import { tcpConfig, type TcpConfig } from '../../netstack/tcp/config.js';
 import { TcpConnection } from '../../netstack/tcp/connection.js';
@@ -9,14 +10,7 @@ import { TcpListener } from '../../netstack/tcp/listener.js';
 import type { FourTuple, TcpConnectionEvents, TcpConnectionLike, TcpEnv, TcpErrorCode } from '../../netstack/tcp/types.js';
 
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 export function randomBytes(n: number, seed: number): Uint8Array {

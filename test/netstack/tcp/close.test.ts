@@ -26,6 +26,17 @@ describe('tcp close, TIME-WAIT and resets', () => {
     assert.equal(h.events.types().filter((t) => t === 'closed').length, 1);
   });
 
+  it('FIN-WAIT-1 goes straight to TIME-WAIT on a FIN that also ACKs our FIN', () => {
+    const h = new TcpHarness(PLAIN);
+    const { iss, irs } = h.establishActive();
+    h.conn.shutdown(h.now);
+    h.expect({ flags: FIN | ACK, seq: iss + 1 });
+    h.send({ flags: FIN | ACK, seq: irs + 1, ack: iss + 2 });
+    h.expect({ flags: ACK, ack: irs + 2 });
+    assert.equal(h.conn.state, 'TIME-WAIT');
+    assert.deepEqual(h.events.types(), ['established', 'fin', 'closed']);
+  });
+
   it('half-close: after shutdown the connection keeps receiving', () => {
     const h = new TcpHarness(PLAIN);
     const { iss, irs } = h.establishActive();

@@ -181,6 +181,29 @@ describe('tcp windows, delayed ACKs, Nagle, probes and timestamps', () => {
     h.drain();
     assert.deepEqual(Buffer.from(h.events.receivedBytes()), Buffer.from(payload));
     assert.equal(h.conn.state, 'CLOSE-WAIT');
-    void FIN;
+  });
+
+  it('send() accepts what fits, and sendSpace fires once ACKs free the buffer', () => {
+    const h = new TcpHarness({ ...PLAIN, sendBufferSize: 3000 });
+    const { iss, irs } = h.establishActive();
+    assert.equal(h.conn.send(new Uint8Array(5000), h.now), 3000);
+    assert.equal(h.conn.sendSpace, 0);
+    assert.equal(h.conn.sendBuffered, 3000);
+    h.drain();
+    h.send({ flags: ACK, seq: irs + 1, ack: iss + 2001 });
+    assert.deepEqual(h.events.types(), ['established', 'sendSpace']);
+    assert.equal(h.conn.sendSpace, 2000);
+    assert.equal(h.conn.bytesSent, 3000);
+  });
+
+  it('tells the stack when its deadline changes', () => {
+    const h = new TcpHarness(PLAIN);
+    h.connect();
+    assert.equal(h.conn.deadline, 1000);
+    assert.ok(h.env.deadlineChanges >= 1);
+    const before = h.env.deadlineChanges;
+    h.conn.setKeepAlive(true, 100, h.now);
+    assert.equal(h.conn.deadline, 100);
+    assert.equal(h.env.deadlineChanges, before + 1);
   });
 });
