@@ -16,6 +16,10 @@ export interface StackCounters {
   tcpSegmentsIn: number;
   tcpResetsSent: number;
   fragmentsReassembled: number;
+  /** datagrams we sent in fragments (Linux FragOKs) */
+  datagramsFragmented: number;
+  /** fragments those made (Linux FragCreates) */
+  fragmentsCreated: number;
   timerStuck: number;
   internalErrors: number;
   /** drop reasons, e.g. 'ipv4-bad-checksum', 'not-for-us', 'udp-no-socket' */
@@ -37,6 +41,8 @@ export function newCounters(): StackCounters {
     tcpSegmentsIn: 0,
     tcpResetsSent: 0,
     fragmentsReassembled: 0,
+    datagramsFragmented: 0,
+    fragmentsCreated: 0,
     timerStuck: 0,
     internalErrors: 0,
   };

@@ -56,6 +56,21 @@ export interface StackOptions {
   logger?: Logger;
 }
 
+/**
+ * DF and fragmentation of a datagram we send, named after Linux's IP_MTU_DISCOVER modes:
+ * 'do' sets DF and refuses what exceeds the MTU (TCP); 'want' sets DF on what fits and
+ * fragments the rest with DF clear (Linux's default for UDP); 'dont' never sets DF and
+ * fragments as needed (Linux's ICMP replies and ping).
+ */
+export type FragmentPolicy = 'do' | 'want' | 'dont';
+
+export interface SendDatagramOptions {
+  /** default the stack's ttl */
+  ttl?: number;
+  /** default 'want' */
+  fragment?: FragmentPolicy;
+}
+
 export const DEFAULT_LIMITS: Readonly<StackLimits> = Object.freeze({
   reassemblyMemory: 4 * 1024 * 1024,
   reassemblyTimeoutMs: 30_000,

@@ -1,7 +1,7 @@
 // The stack: one IPv4 address on a Link. Ingress parses each packet once, drops and
 // counts bad ones by reason, reassembles fragments, answers ICMP echo, demultiplexes UDP
-// and TCP; egress builds whole packets that fit the MTU and never fragments. Everything
-// timed runs off one clock timer driven by a deadline heap.
+// and TCP; egress fragments UDP and ICMP datagrams larger than the MTU (TCP segments fit
+// it and keep DF). Everything timed runs off one clock timer driven by a deadline heap.
 
 import { createDgramApi, type DgramApi, type UdpHost, type UdpReceiver } from './api/dgram.js';
 import { Pinger, type PingHost, type PingOptions } from './api/ping.js';
@@ -20,6 +20,7 @@ import {
   DEFAULT_TTL,
   MIN_MTU,
   type LookupFunction,
+  type SendDatagramOptions,
   type StackLimits,
   type StackOptions,
 } from './options.js';
@@ -35,15 +36,31 @@ import {
   ICMP_UNREACH_FRAG_NEEDED,
   ICMP_UNREACH_PORT,
   ICMP_UNREACH_PROTOCOL,
-  buildIcmpEchoReply,
+  ICMP_HEADER_LENGTH,
   buildIcmpUnreachable,
+  emitIcmpHeader,
   parseIcmp,
   parseIcmpQuote,
+  type IcmpMessage,
 } from './wire/icmp.js';
-import { IPV4_FLAG_DF, IPV4_FLAG_MF, PROTO_ICMP, PROTO_TCP, PROTO_UDP, ipv4ToString, parseIpv4, parseIpv4Address, readUint32, type Ipv4Packet } from './wire/ipv4.js';
-import { buildUdpPacket, parseUdp } from './wire/udp.js';
+import {
+  IPV4_FLAG_DF,
+  IPV4_FLAG_MF,
+  IPV4_HEADER_LENGTH,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+  buildIpv4Packets,
+  ipv4ToString,
+  parseIpv4,
+  parseIpv4Address,
+  readUint32,
+  type Ipv4HeaderFields,
+  type Ipv4Packet,
+} from './wire/ipv4.js';
+import { UDP_HEADER_LENGTH, UDP_MAX_PAYLOAD, emitUdpHeader, parseUdp } from './wire/udp.js';
 
-export type { StackOptions, StackLimits, LookupFunction } from './options.js';
+export type { StackOptions, StackLimits, LookupFunction, FragmentPolicy, SendDatagramOptions } from './options.js';
 export type { StackCounters } from './counters.js';
 
 /** Packets to our own address waiting to go round. */
@@ -330,16 +347,65 @@ export class Stack implements UdpHost, PingHost {
 
   // ---- egress -------------------------------------------------------------------------
 
-  /** Hand one whole IPv4 packet to the link. */
+  /**
+   * Hand one whole IPv4 packet to the link. One larger than the MTU is fragmented unless
+   * it has DF set (then it is dropped as 'egress-too-big').
+   */
   sendPacket(packet: Uint8Array): void {
     if (this.closed || (this.link === null && readUint32(packet, 16) !== this.localAddress)) {
       this.drop('egress-no-link');
       return;
     }
-    if (packet.length > this.mtu) {
+    if (packet.length <= this.mtu) {
+      this.transmit(packet);
+      return;
+    }
+    const ip = parseIpv4(packet, false);
+    if (isWireError(ip) || ip.headerLength !== IPV4_HEADER_LENGTH || (ip.flags & IPV4_FLAG_DF) !== 0) {
       this.drop('egress-too-big');
       return;
     }
+    const { src, dst, protocol, ttl, tos, id, flags, fragmentOffset } = ip;
+    this.sendFragments({ src, dst, protocol, ttl, tos, id, flags, fragmentOffset }, [ip.payload]);
+  }
+
+  /**
+   * Send a datagram of `protocol` to `dst` whose IPv4 payload is the concatenation of
+   * `parts` (e.g. a transport header and its data): one packet when it fits the MTU, else
+   * fragments (RFC 791 section 3.2) as `options.fragment` allows. Each byte is copied once.
+   */
+  sendDatagram(dst: number, protocol: number, parts: readonly Uint8Array[], options: SendDatagramOptions = {}): 'EMSGSIZE' | 'ENETDOWN' | null {
+    if (this.closed || (this.link === null && dst !== this.localAddress)) {
+      this.drop('egress-no-link');
+      return 'ENETDOWN';
+    }
+    let length = IPV4_HEADER_LENGTH;
+    for (const p of parts) length += p.length;
+    const policy = options.fragment ?? 'want';
+    const df = policy === 'do' || (policy === 'want' && length <= this.mtu);
+    if (length > 0xffff || (df && length > this.mtu)) {
+      this.drop('egress-too-big');
+      return 'EMSGSIZE';
+    }
+    const fields = { src: this.localAddress, dst, protocol, ttl: options.ttl ?? this.ttl, id: this.nextIpId(), flags: df ? IPV4_FLAG_DF : 0 };
+    return this.sendFragments(fields, parts);
+  }
+
+  private sendFragments(fields: Omit<Ipv4HeaderFields, 'totalLength'>, parts: readonly Uint8Array[]): 'EMSGSIZE' | null {
+    const packets = buildIpv4Packets(fields, parts, this.mtu);
+    if (isWireError(packets)) {
+      this.drop('egress-too-big');
+      return 'EMSGSIZE';
+    }
+    if (packets.length > 1) {
+      this.counters.datagramsFragmented++;
+      this.counters.fragmentsCreated += packets.length;
+    }
+    for (const p of packets) this.transmit(p);
+    return null;
+  }
+
+  private transmit(packet: Uint8Array): void {
     const c = this.counters;
     c.packetsOut++;
     c.bytesOut += packet.length;
@@ -479,7 +545,7 @@ export class Stack implements UdpHost, PingHost {
           return;
         }
         this.counters.icmpEchoReplies++;
-        this.sendPacket(buildIcmpEchoReply(ip, icmp, this.ttl));
+        this.sendIcmp(ip.src, { type: ICMP_ECHO_REPLY, code: 0, identifier: icmp.identifier, sequence: icmp.sequence, data: icmp.data });
         return;
       case ICMP_ECHO_REPLY:
         if (!this.pinger.onReply(ip.src, icmp.identifier, icmp.sequence, now)) this.drop('icmp-unmatched-reply');
@@ -496,7 +562,7 @@ export class Stack implements UdpHost, PingHost {
           return;
         }
         if (icmp.code === ICMP_UNREACH_FRAG_NEEDED) {
-          // No path MTU discovery: the overlay MTU is configured, and we never fragment.
+          // No path MTU discovery: the overlay MTU is configured, and only TCP sets DF.
           this.drop('icmp-frag-needed');
           return;
         }
@@ -540,10 +606,18 @@ export class Stack implements UdpHost, PingHost {
 
   udpSend(srcPort: number, dst: number, dstPort: number, payload: Uint8Array): 'EMSGSIZE' | 'ENETDOWN' | null {
     if (this.closed || (this.link === null && dst !== this.localAddress)) return 'ENETDOWN';
-    // This stack never fragments: the datagram must fit the MTU.
-    if (payload.length + 28 > this.mtu) return 'EMSGSIZE';
-    this.sendPacket(buildUdpPacket({ src: this.localAddress, dst, srcPort, dstPort, payload, ttl: this.ttl, id: this.nextIpId(), flags: IPV4_FLAG_DF }));
-    return null;
+    if (payload.length > UDP_MAX_PAYLOAD) return 'EMSGSIZE';
+    const header = new Uint8Array(UDP_HEADER_LENGTH);
+    emitUdpHeader({ srcPort, dstPort, payload }, header, 0, this.localAddress, dst);
+    return this.sendDatagram(dst, PROTO_UDP, [header, payload]);
+  }
+
+  /** An ICMP message (header checksummed over `msg.data` in place), fragmented as needed. */
+  sendIcmp(dst: number, msg: IcmpMessage, ttl = this.ttl): 'EMSGSIZE' | 'ENETDOWN' | null {
+    const header = new Uint8Array(ICMP_HEADER_LENGTH);
+    emitIcmpHeader(msg, header, 0);
+    // Linux sends ICMP replies and ping without DF (IP_PMTUDISC_DONT).
+    return this.sendDatagram(dst, PROTO_ICMP, [header, msg.data], { ttl, fragment: 'dont' });
   }
 
   /** A free port in the ephemeral range (random start, then linear), or 0. */

@@ -1,13 +1,14 @@
 // ICMP echo (RFC 792) from a stack: ping(address) resolves with the round-trip time.
 
-import { buildIcmpEchoRequest } from '../wire/icmp.js';
+import { ICMP_ECHO_REQUEST, type IcmpMessage } from '../wire/icmp.js';
+import { UDP_MAX_PAYLOAD } from '../wire/udp.js';
 import { ipv4ToString, parseIpv4Address } from '../wire/ipv4.js';
 import { codedError } from './net-errors.js';
 
 export interface PingOptions {
   /** ms before rejecting with ETIMEDOUT; default 2000 */
   timeout?: number;
-  /** bytes of echo data; default 32 */
+  /** bytes of echo data, 0..65507; default 32. Larger than the MTU goes in fragments. */
   size?: number;
   ttl?: number;
 }
@@ -16,7 +17,8 @@ export interface PingOptions {
 export interface PingHost {
   readonly localAddress: number;
   now(): number;
-  sendPacket(packet: Uint8Array): void;
+  /** Send an ICMP message, fragmented when it exceeds the MTU. */
+  sendIcmp(dst: number, msg: IcmpMessage, ttl?: number): 'EMSGSIZE' | 'ENETDOWN' | null;
   /** Run fn at time `at` on the stack's single timer; returns a cancel function. */
   schedule(at: number, fn: () => void): () => void;
   lookup(hostname: string): Promise<string>;
@@ -58,7 +60,11 @@ export class Pinger {
     for (let i = 0; i < 0x10000 && this.pending.has(seq); i++) seq = (seq + 1) & 0xffff;
     this.seq = (seq + 1) & 0xffff;
     const timeout = options.timeout ?? 2000;
-    const data = new Uint8Array(options.size ?? 32);
+    const size = options.size ?? 32;
+    if (!Number.isInteger(size) || size < 0) throw new RangeError(`PingOptions.size must be a non-negative integer, got ${size}`);
+    // An echo has the same 8-byte header as UDP, so the same 65507-byte ceiling.
+    if (size > UDP_MAX_PAYLOAD) throw codedError('EMSGSIZE', `ping EMSGSIZE ${address}: ${size} bytes`);
+    const data = new Uint8Array(size);
     for (let i = 0; i < data.length; i++) data[i] = i & 0xff;
     return new Promise<number>((resolve, reject) => {
       const sentAt = this.host.now();
@@ -67,9 +73,12 @@ export class Pinger {
         reject(codedError('ETIMEDOUT', `ping ETIMEDOUT ${ipv4ToString(dst)}`));
       });
       this.pending.set(seq, { dst, sentAt, resolve, reject, cancel });
-      this.host.sendPacket(
-        buildIcmpEchoRequest({ src: this.host.localAddress, dst, identifier: this.identifier, sequence: seq, payload: data, ttl: options.ttl }),
-      );
+      const error = this.host.sendIcmp(dst, { type: ICMP_ECHO_REQUEST, code: 0, identifier: this.identifier, sequence: seq, data }, options.ttl);
+      if (error !== null) {
+        this.pending.delete(seq);
+        cancel();
+        reject(codedError(error, `ping ${error} ${ipv4ToString(dst)}`));
+      }
     });
   }
 

@@ -76,6 +76,22 @@ export function onesComplementSum(data: Uint8Array, start = 0, end = data.length
   return foldChecksum(initial + edge + mid);
 }
 
+/**
+ * onesComplementSum over the concatenation of `parts` (a gather list) without joining
+ * them; a part that starts at an odd position contributes its sum byte-swapped
+ * (RFC 1071 section 2(B): byte order independence).
+ */
+export function gatherSum(parts: readonly Uint8Array[], initial = 0): number {
+  let sum = initial;
+  let odd = false;
+  for (const part of parts) {
+    const s = onesComplementSum(part);
+    sum += odd ? swap16(s) : s;
+    if ((part.length & 1) !== 0) odd = !odd;
+  }
+  return foldChecksum(sum);
+}
+
 /** RFC 1071 checksum of data[start, end) with an optional partial sum folded in. */
 export function internetChecksum(data: Uint8Array, start = 0, end = data.length, initial = 0): number {
   return ~onesComplementSum(data, start, end, initial) & 0xffff;

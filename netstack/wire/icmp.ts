@@ -1,6 +1,6 @@
 // ICMPv4 (RFC 792): echo, destination unreachable and the quoted header it carries.
 
-import { internetChecksum } from './checksum.js';
+import { gatherSum, internetChecksum } from './checksum.js';
 import { wireError, type WireError } from './error.js';
 import {
   IPV4_HEADER_LENGTH,
@@ -91,6 +91,26 @@ export function emitIcmp(msg: IcmpMessage, buffer: Uint8Array, offset = 0): void
   b[o + 7] = msg.sequence;
   b.set(msg.data, o + ICMP_HEADER_LENGTH);
   const sum = internetChecksum(b, o, o + ICMP_HEADER_LENGTH + msg.data.length);
+  b[o + 2] = sum >>> 8;
+  b[o + 3] = sum;
+}
+
+/**
+ * Write the 8-byte ICMP header alone at buffer[offset], its checksum covering `msg.data`
+ * where it lies (for messages sent in fragments without a whole-message copy).
+ */
+export function emitIcmpHeader(msg: IcmpMessage, buffer: Uint8Array, offset = 0): void {
+  const b = buffer;
+  const o = offset;
+  b[o] = msg.type;
+  b[o + 1] = msg.code;
+  b[o + 2] = 0;
+  b[o + 3] = 0;
+  b[o + 4] = msg.identifier >>> 8;
+  b[o + 5] = msg.identifier;
+  b[o + 6] = msg.sequence >>> 8;
+  b[o + 7] = msg.sequence;
+  const sum = ~gatherSum([b.subarray(o, o + ICMP_HEADER_LENGTH), msg.data]) & 0xffff;
   b[o + 2] = sum >>> 8;
   b[o + 3] = sum;
 }

@@ -9,6 +9,8 @@ export const PROTO_TCP = 6;
 export const PROTO_UDP = 17;
 
 export const IPV4_HEADER_LENGTH = 20;
+/** The total length field is 16 bits (RFC 791 section 3.1): payload after a 20-byte header. */
+export const IPV4_MAX_PAYLOAD = 65535 - IPV4_HEADER_LENGTH;
 /** Flags field bits (RFC 791 section 3.1), as they sit in the 3-bit field. */
 export const IPV4_FLAG_DF = 0x2;
 export const IPV4_FLAG_MF = 0x1;
@@ -117,6 +119,69 @@ export function buildIpv4Packet(fields: Omit<Ipv4HeaderFields, 'totalLength'>, p
   emitIpv4Header({ ...fields, totalLength: out.length }, out, 0);
   out.set(payload, IPV4_HEADER_LENGTH);
   return out;
+}
+
+/** Payload bytes in each fragment but the last at `mtu`: a multiple of 8 (RFC 791 section 3.2). */
+export function fragmentPayloadSize(mtu: number): number {
+  return Math.max(0, Math.floor((mtu - IPV4_HEADER_LENGTH) / 8) * 8);
+}
+
+/**
+ * The IPv4 packet(s) carrying the concatenation of `parts` (a gather list such as a
+ * transport header and its payload), each byte copied once. When it fits `mtu` this is
+ * one packet with `fields.flags`; otherwise fragments (RFC 791 section 3.2) with the same
+ * id, DF clear, MF on every one but the last (which keeps the MF of `fields`, so a
+ * fragment can be fragmented again), and offsets from `fields.fragmentOffset`.
+ * Errors: 'ipv4-too-big' (over 65535 bytes), 'ipv4-dont-fragment' (DF set and over the
+ * MTU), 'ipv4-mtu-too-small' (no room for 8 bytes after a header).
+ */
+export function buildIpv4Packets(fields: Omit<Ipv4HeaderFields, 'totalLength'>, parts: readonly Uint8Array[], mtu: number): Uint8Array[] | WireError {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const base = fields.fragmentOffset ?? 0;
+  const flags = fields.flags ?? 0;
+  if (base + length > IPV4_MAX_PAYLOAD) return wireError('ipv4-too-big');
+  if (IPV4_HEADER_LENGTH + length <= mtu) {
+    const out = new Uint8Array(IPV4_HEADER_LENGTH + length);
+    emitIpv4Header({ ...fields, totalLength: out.length }, out, 0);
+    let at = IPV4_HEADER_LENGTH;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return [out];
+  }
+  if ((flags & IPV4_FLAG_DF) !== 0) return wireError('ipv4-dont-fragment');
+  const size = fragmentPayloadSize(mtu);
+  if (size === 0) return wireError('ipv4-mtu-too-small');
+  const count = Math.ceil(length / size);
+  const packets: Uint8Array[] = new Array<Uint8Array>(count);
+  const header: Ipv4HeaderFields = { ...fields, totalLength: 0 };
+  let part = 0;
+  let partOffset = 0;
+  for (let i = 0; i < count; i++) {
+    const start = i * size;
+    const n = Math.min(size, length - start);
+    const pkt = new Uint8Array(IPV4_HEADER_LENGTH + n);
+    header.totalLength = pkt.length;
+    header.flags = i === count - 1 ? flags & ~IPV4_FLAG_DF : (flags & ~IPV4_FLAG_DF) | IPV4_FLAG_MF;
+    header.fragmentOffset = base + start;
+    emitIpv4Header(header, pkt, 0);
+    let at = IPV4_HEADER_LENGTH;
+    while (at < pkt.length) {
+      const src = parts[part];
+      const take = Math.min(pkt.length - at, src.length - partOffset);
+      pkt.set(src.subarray(partOffset, partOffset + take), at);
+      at += take;
+      partOffset += take;
+      if (partOffset === src.length) {
+        part++;
+        partOffset = 0;
+      }
+    }
+    packets[i] = pkt;
+  }
+  return packets;
 }
 
 export function ipv4ToString(n: number): string {

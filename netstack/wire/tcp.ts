@@ -288,7 +288,7 @@ export interface TcpPacketIp {
   ttl?: number;
   id?: number;
   tos?: number;
-  /** IPv4 flags; default DF (this stack never fragments, RFC 1191 style) */
+  /** IPv4 flags; default DF (TCP segments always fit the MTU, so they are never fragmented) */
   flags?: number;
 }
 

@@ -1,10 +1,12 @@
 // UDP (RFC 768).
 
-import { internetChecksum, pseudoHeaderSum } from './checksum.js';
+import { gatherSum, internetChecksum, pseudoHeaderSum } from './checksum.js';
 import { wireError, type WireError } from './error.js';
 import { IPV4_HEADER_LENGTH, PROTO_UDP, emitIpv4Header } from './ipv4.js';
 
 export const UDP_HEADER_LENGTH = 8;
+/** 65535 less the IPv4 and UDP headers: the largest datagram a socket can send. */
+export const UDP_MAX_PAYLOAD = 65535 - IPV4_HEADER_LENGTH - UDP_HEADER_LENGTH;
 
 export interface UdpDatagram {
   srcPort: number;
@@ -53,6 +55,30 @@ export function emitUdp(d: UdpDatagram, buffer: Uint8Array, offset: number, src:
   b[o + 7] = 0;
   b.set(d.payload, o + UDP_HEADER_LENGTH);
   let sum = internetChecksum(b, o, o + length, pseudoHeaderSum(src, dst, PROTO_UDP, length));
+  // RFC 768: a computed zero is sent as all ones.
+  if (sum === 0) sum = 0xffff;
+  b[o + 6] = sum >>> 8;
+  b[o + 7] = sum;
+}
+
+/**
+ * Write the 8-byte header alone at buffer[offset], its checksum covering `d.payload`
+ * where it lies: the payload can then go out in fragments without a whole-datagram copy.
+ */
+export function emitUdpHeader(d: UdpDatagram, buffer: Uint8Array, offset: number, src: number, dst: number): void {
+  const b = buffer;
+  const o = offset;
+  const length = UDP_HEADER_LENGTH + d.payload.length;
+  b[o] = d.srcPort >>> 8;
+  b[o + 1] = d.srcPort;
+  b[o + 2] = d.dstPort >>> 8;
+  b[o + 3] = d.dstPort;
+  b[o + 4] = length >>> 8;
+  b[o + 5] = length;
+  b[o + 6] = 0;
+  b[o + 7] = 0;
+  const header = b.subarray(o, o + UDP_HEADER_LENGTH);
+  let sum = ~gatherSum([header, d.payload], pseudoHeaderSum(src, dst, PROTO_UDP, length)) & 0xffff;
   // RFC 768: a computed zero is sent as all ones.
   if (sum === 0) sum = 0xffff;
   b[o + 6] = sum >>> 8;

@@ -306,26 +306,11 @@ describe('interop: the same at overlay MTU 1500 (MSS 1460, many more segments)',
     assert.equal((await w!.kernel.cmd({ cmd: 'udpEcho', port: 7000 })).listening, 7000);
     const text = 'y'.repeat(4000);
     const r = await w!.host.cmd({ cmd: 'udpSend', host: w!.kernelAddress, port: 7000, text });
-    if (typeof r.error === 'string' && /EMSGSIZE/.test(r.error)) {
-      // Known disagreement, reported to the netstack owners: the stack refuses to fragment
-      // what it sends (EMSGSIZE) where Linux sends fragments below 65507 bytes.
-      process.stderr.write('      skipped: known disagreement: netstack answers EMSGSIZE instead of fragmenting a 4000-byte datagram at MTU 1500\n');
-      this.skip();
-    }
     assert.ok(r.reply === text, `host -> kernel: ${JSON.stringify(r).slice(0, 200)}`);
   });
 
   it('a 4000-byte ping is answered (fragments both ways)', async function () {
     const r = await w!.sh(`ping -c 2 -i 0.3 -W 3 -s 4000 ${w!.hostAddress}`, 20_000);
-    if (r.code !== 0) {
-      const stats = await w!.host.cmd({ cmd: 'stats' });
-      const tooBig = Number((stats.stack as Record<string, unknown>)['egress-too-big'] ?? 0);
-      if (tooBig > 0) {
-        // Same known disagreement: the echo reply is not fragmented but dropped (egress-too-big).
-        process.stderr.write(`      skipped: known disagreement: netstack drops a ${4028}-byte echo reply at MTU 1500 (egress-too-big ${tooBig}) instead of fragmenting it\n`);
-        this.skip();
-      }
-    }
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
     assert.match(r.stdout, /2 packets transmitted, 2 received/);
   });

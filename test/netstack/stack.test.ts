@@ -178,11 +178,14 @@ describe('stack', () => {
       }
     });
 
-    it('refuses a datagram larger than the MTU with EMSGSIZE', async () => {
+    it('fragments a datagram larger than the MTU and refuses one over 65507 bytes with EMSGSIZE', async () => {
       const pair = stackPair({ mtu: 1500 });
       try {
         const s = pair.a.dgram.createSocket('udp4');
-        const err = await new Promise<Error | null>((resolve) => s.send(new Uint8Array(1500 - 28 + 1), 9, ADDR_B, (e) => resolve(e)));
+        const send = (n: number): Promise<Error | null> => new Promise((resolve) => s.send(new Uint8Array(n), 9, ADDR_B, (e) => resolve(e)));
+        assert.equal(await send(1500 - 28 + 1), null);
+        assert.equal(pair.a.counters.datagramsFragmented, 1);
+        const err = await send(65508);
         assert.equal((err as Error & { code: string }).code, 'EMSGSIZE');
         s.close();
       } finally {

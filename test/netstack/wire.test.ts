@@ -10,6 +10,7 @@ import {
   ICMP_ECHO_REQUEST,
   ICMP_UNREACH_PORT,
   IPV4_FLAG_DF,
+  IPV4_FLAG_MF,
   PROTO_ICMP,
   PROTO_TCP,
   PROTO_UDP,
@@ -21,8 +22,14 @@ import {
   buildIcmpEchoRequest,
   buildIcmpUnreachable,
   buildTcpPacket,
+  buildIpv4Packets,
   buildUdpPacket,
+  emitIcmp,
+  emitIcmpHeader,
   emitIpv4Header,
+  emitUdpHeader,
+  fragmentPayloadSize,
+  gatherSum,
   internetChecksum,
   ipv4ToString,
   isWireError,
@@ -256,6 +263,100 @@ describe('wire', () => {
       const shortLen = seg.slice();
       shortLen[5] = 3;
       assert.equal(reason(parseUdp(shortLen, A, B)), 'udp-bad-length');
+    });
+  });
+
+  describe('gather lists and fragments', () => {
+    /** `whole` cut into parts of the given sizes (the last takes the rest), at odd byte offsets too. */
+    function split(whole: Uint8Array, sizes: number[]): Uint8Array[] {
+      const parts: Uint8Array[] = [];
+      let at = 0;
+      for (const n of sizes) {
+        const backing = new Uint8Array(n + 3);
+        backing.set(whole.subarray(at, at + n), parts.length % 3);
+        parts.push(backing.subarray(parts.length % 3, (parts.length % 3) + n));
+        at += n;
+      }
+      parts.push(whole.slice(at));
+      return parts;
+    }
+
+    it('sums a gather list as the reference sums the whole', () => {
+      const whole = new Uint8Array(randomBytes(3001));
+      for (const sizes of [[], [1], [1, 1], [7, 200, 3], [0, 0, 1500, 1], [999, 1000, 1]]) {
+        const parts = split(whole, sizes);
+        assert.equal(~gatherSum(parts) & 0xffff, referenceChecksum(whole), `sizes ${sizes.join(',')}`);
+        assert.equal(~gatherSum(parts, 0x1234) & 0xffff, referenceChecksum(whole, 0x1234));
+      }
+    });
+
+    it('writes UDP and ICMP headers whose checksums cover the data where it lies', () => {
+      for (const n of [0, 1, 333, 4000]) {
+        const payload = new Uint8Array(randomBytes(n));
+        const header = new Uint8Array(8);
+        emitUdpHeader({ srcPort: 40000, dstPort: 53, payload }, header, 0, A, B);
+        const whole = buildUdpPacket({ src: A, dst: B, srcPort: 40000, dstPort: 53, payload });
+        assert.deepEqual(header, whole.subarray(20, 28), `UDP, ${n} bytes`);
+        const msg = { type: ICMP_ECHO_REQUEST, code: 0, identifier: 9, sequence: n, data: payload };
+        const icmpHeader = new Uint8Array(8);
+        emitIcmpHeader(msg, icmpHeader, 0);
+        const icmp = new Uint8Array(8 + n);
+        emitIcmp(msg, icmp, 0);
+        assert.deepEqual(icmpHeader, icmp.subarray(0, 8), `ICMP, ${n} bytes`);
+      }
+    });
+
+    it('builds one packet when the datagram fits, keeping its flags', () => {
+      const parts = [Uint8Array.from([1, 2, 3]), Uint8Array.from([4, 5])];
+      const out = buildIpv4Packets({ src: A, dst: B, protocol: PROTO_UDP, id: 7, flags: IPV4_FLAG_DF }, parts, 25);
+      assert.ok(!isWireError(out));
+      assert.equal(out.length, 1);
+      const p = ok(parseIpv4(out[0]));
+      assert.equal(p.flags, IPV4_FLAG_DF);
+      assert.equal(p.totalLength, 25);
+      assert.deepEqual([...p.payload], [1, 2, 3, 4, 5]);
+    });
+
+    it('fragments on 8-byte boundaries with one id, DF clear and MF on all but the last', () => {
+      const whole = new Uint8Array(randomBytes(2789));
+      const parts = split(whole, [8, 3, 1000, 0, 777]);
+      const mtu = 105;
+      const size = fragmentPayloadSize(mtu);
+      assert.equal(size, 80);
+      const out = buildIpv4Packets({ src: A, dst: B, protocol: PROTO_UDP, id: 0xbeef, ttl: 3, tos: 0x10, flags: 0 }, parts, mtu);
+      assert.ok(!isWireError(out));
+      assert.equal(out.length, Math.ceil(whole.length / size));
+      const joined = new Uint8Array(whole.length);
+      out.forEach((raw, i) => {
+        const p = ok(parseIpv4(raw));
+        const last = i === out.length - 1;
+        assert.ok(raw.length <= mtu);
+        assert.equal(p.id, 0xbeef);
+        assert.equal(p.ttl, 3);
+        assert.equal(p.tos, 0x10);
+        assert.equal(p.fragmentOffset, i * size);
+        assert.equal(p.flags, last ? 0 : IPV4_FLAG_MF);
+        assert.equal(p.payload.length, last ? whole.length - i * size : size);
+        joined.set(p.payload, p.fragmentOffset);
+      });
+      assert.deepEqual(joined, whole);
+    });
+
+    it('fragments a fragment again: offsets from its own, MF kept on the last piece', () => {
+      const data = new Uint8Array(randomBytes(200));
+      const out = buildIpv4Packets({ src: A, dst: B, protocol: PROTO_UDP, id: 1, flags: IPV4_FLAG_MF, fragmentOffset: 1480 }, [data], 100);
+      assert.ok(!isWireError(out));
+      const ps = out.map((x) => ok(parseIpv4(x)));
+      assert.deepEqual(ps.map((p) => p.fragmentOffset), [1480, 1560, 1640]);
+      assert.deepEqual(ps.map((p) => p.flags), [IPV4_FLAG_MF, IPV4_FLAG_MF, IPV4_FLAG_MF]);
+    });
+
+    it('refuses what cannot be sent with a reason', () => {
+      const big = new Uint8Array(65516);
+      assert.equal(reason(buildIpv4Packets({ src: A, dst: B, protocol: PROTO_UDP }, [big], 1500)), 'ipv4-too-big');
+      assert.ok(!isWireError(buildIpv4Packets({ src: A, dst: B, protocol: PROTO_UDP }, [big.subarray(1)], 1500)));
+      assert.equal(reason(buildIpv4Packets({ src: A, dst: B, protocol: PROTO_UDP, flags: IPV4_FLAG_DF }, [new Uint8Array(1481)], 1500)), 'ipv4-dont-fragment');
+      assert.equal(reason(buildIpv4Packets({ src: A, dst: B, protocol: PROTO_UDP }, [new Uint8Array(30)], 27)), 'ipv4-mtu-too-small');
     });
   });
 
