@@ -128,6 +128,12 @@ class StubResolver implements DnsResolver, UdpReceiver {
   private finish(id: number, q: Query, result: string[] | NetError): void {
     this.pending.delete(id);
     q.cancel();
+    // Hold a port only while queries are in flight: an idle resolver is no open socket
+    // (the host's idle rule counts sockets), and each burst gets a fresh port (RFC 5452 section 9.2).
+    if (this.pending.size === 0 && this.port !== 0) {
+      this.host.udpUnbind(this.port, this);
+      this.port = 0;
+    }
     if (Array.isArray(result)) q.resolve(result);
     else q.reject(result);
   }

@@ -330,6 +330,9 @@ describe('stack', () => {
         const resolver = createDnsResolver(pair.a, ADDR_B, { timeout: 200, retries: 1 });
         pair.a.setResolver(resolver.lookup.bind(resolver));
         assert.equal(await pair.a.lookup('web'), '10.77.0.20');
+        // With no query in flight the resolver holds no port, so it never keeps a host
+        // from being idle (the app's own sockets are what count).
+        assert.equal(pair.a.socketStats().udp, 0);
         assert.deepEqual(await resolver.resolve4('db.imach'), ['10.77.0.21']);
         assert.equal(await resolver.lookup('10.1.2.3'), '10.1.2.3');
         await assert.rejects(resolver.lookup('nope'), { code: 'ENOTFOUND' });
