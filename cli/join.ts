@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { createLogger, type Logger } from '../hostfn/log.js';
 import { resolvedAvailable, isInterfaceName, isIPv4, execRunner, type CommandRunner } from '../join/iproute.js';
 import { DEFAULT_DEV, JoinSession, isJoinError, type JoinEnd, type JoinError, type JoinOptions } from '../join/join-session.js';
+import { formatExposeTarget, parseExpose, type ExposeSpec } from '../join/expose.js';
 import { formatImpair, parseImpair, type ImpairSpec } from '../join/impair.js';
 import { checkTunPrerequisites } from '../join/preflight.js';
 import { UserspaceSession, parseForward, type ForwardSpec, type UserspaceOptions } from '../join/userspace.js';
@@ -28,18 +29,20 @@ export const JOIN_EXIT = {
   unreachable: 5,
   /** the device was created but could not be configured */
   config: 6,
-  /** a userspace listener (SOCKS5, --forward) could not be opened */
+  /** a userspace listener (SOCKS5, --forward, --expose) could not be opened */
   listen: 7,
 } as const;
 
 export const JOIN_USAGE = `usage: imach join --relay <ws://host:port> --token <token> [options]
        imach join --manifest <imach.yaml> [--host <name>] [options]
-       imach join --userspace [--socks <host:port>] [--forward <[bind:]port:host:port>]... ...
+       imach join --userspace [--socks <host:port>] [--forward <[bind:]port:host:port>]...
+                  [--expose <[overlayPort=][host:]localPort>]... ...
 
 Put this machine on the imaginary network through a TUN device, so that ping, curl, psql
 or a browser reach the application's hosts by address (and by name with --dns).
 With --userspace it needs neither root nor TUN: a TCP/IP stack in this process carries
-connections made through a SOCKS5 proxy or port forwards on loopback.
+connections made through a SOCKS5 proxy or port forwards on loopback, and --expose lets
+hosts reach TCP servers on this machine at its overlay address.
 
   --relay <url>       the relay (ws:// or wss://); default with --manifest: its listen address
   --token <token>     a join token (or IMACH_TOKEN in the environment)
@@ -54,6 +57,12 @@ connections made through a SOCKS5 proxy or port forwards on loopback.
   --socks <addr>      SOCKS5 listen address with --userspace (default 127.0.0.1:1080;
                       'off' for none), e.g. curl --socks5-hostname 127.0.0.1:1080 http://web.imach/
   --forward <spec>    with --userspace: [bind:]localPort:host:port, e.g. 8080:web:80 (repeatable)
+  --expose <spec>     with --userspace: [overlayPort=][host:]localPort (repeatable); hosts
+                      connecting to this machine's overlay address on overlayPort reach
+                      host:localPort through this machine's TCP (host default 127.0.0.1),
+                      e.g. --expose 5432 (psql -h laptop.imach on a host reaches the local
+                      database) or --expose 8080=192.168.1.20:80. With --expose and neither
+                      --socks nor --forward, no SOCKS5 proxy is started
   --impair <faults>   for tests and debugging: seeded faults on the path to the relay, both
                       directions, e.g. loss=0.01,reorder=0.02,duplicate=0.01,delay=20,seed=7
                       (loss/reorder/duplicate are probabilities 0..1, delay and
@@ -65,7 +74,7 @@ network and removes the device and its route.
 
 exit codes: 0 left normally, 1 failed while joined, 2 usage, 3 missing prerequisite,
 4 token refused, 5 relay unreachable, 6 interface configuration failed, 7 a userspace
-listener could not be opened`;
+listener (SOCKS5, --forward, --expose) could not be opened`;
 
 export interface JoinCliArgs {
   relay?: string;
@@ -79,6 +88,7 @@ export interface JoinCliArgs {
   userspace: boolean;
   socks: { host: string; port: number } | null;
   forwards: ForwardSpec[];
+  exposes: ExposeSpec[];
   impair?: ImpairSpec;
   help: boolean;
 }
@@ -103,6 +113,7 @@ export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
         userspace: { type: 'boolean' },
         socks: { type: 'string' },
         forward: { type: 'string', multiple: true },
+        expose: { type: 'string', multiple: true },
         impair: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -122,10 +133,14 @@ export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     userspace: values.userspace ?? false,
     socks: { host: '127.0.0.1', port: 1080 },
     forwards: [],
+    exposes: [],
     help: values.help ?? false,
   };
   if (out.help) return out;
   if (!out.userspace && (values.socks !== undefined || values.forward !== undefined)) return '--socks and --forward go with --userspace';
+  if (!out.userspace && values.expose !== undefined) {
+    return '--expose goes with --userspace (in TUN mode hosts reach servers on this machine at its overlay address directly)';
+  }
   if (values.socks !== undefined) {
     const socks = parseListenAddress(values.socks);
     if (typeof socks === 'string') return socks;
@@ -136,12 +151,22 @@ export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     if (typeof spec === 'string') return spec;
     out.forwards.push(spec);
   }
+  for (const e of values.expose ?? []) {
+    const spec = parseExpose(e);
+    if (typeof spec === 'string') return spec;
+    const same = out.exposes.find((x) => x.overlayPort === spec.overlayPort);
+    if (same) return `--expose ${e}: overlay port ${spec.overlayPort} is already exposed (to ${formatExposeTarget(same)})`;
+    out.exposes.push(spec);
+  }
+  if (out.exposes.length > 0 && values.socks === undefined && out.forwards.length === 0) out.socks = null;
   if (values.impair !== undefined) {
     const impair = parseImpair(values.impair);
     if (typeof impair === 'string') return impair;
     out.impair = impair;
   }
-  if (out.userspace && out.socks === null && out.forwards.length === 0) return '--userspace with --socks off needs at least one --forward';
+  if (out.userspace && out.socks === null && out.forwards.length === 0 && out.exposes.length === 0) {
+    return '--userspace with --socks off needs at least one --forward or --expose';
+  }
   if (out.userspace && out.dns) return '--dns is for TUN mode; with --userspace names resolve through the SOCKS5 proxy (use --socks5-hostname)';
   if (values.ttl !== undefined) {
     if (!/^\d{1,9}$/.test(values.ttl) || Number(values.ttl) < 1) return `--ttl must be a positive number of seconds, not ${JSON.stringify(values.ttl)}`;
@@ -295,6 +320,7 @@ async function runUserspace(d: JoinCliDeps, args: JoinCliArgs, relay: string, to
     token,
     socks: args.socks,
     forwards: args.forwards,
+    exposes: args.exposes,
     logger: d.logger,
     ...(args.impair ? { impair: args.impair } : {}),
   });
@@ -310,6 +336,9 @@ async function runUserspace(d: JoinCliDeps, args: JoinCliArgs, relay: string, to
   }
   for (const f of session.forwards) {
     d.out(`forward ${f.spec.bindHost}:${f.port} -> ${f.spec.host}:${f.spec.port}`);
+  }
+  for (const e of session.exposed) {
+    d.out(`expose ${w.address}:${e.spec.overlayPort} -> ${formatExposeTarget(e.spec)}`);
   }
   if (args.impair) d.out(`impairing the relay path (testing): ${formatImpair(args.impair)}`);
   d.out('Ctrl-C leaves the network');

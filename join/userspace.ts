@@ -1,6 +1,6 @@
 // `imach join --userspace`: no TUN, no root. The machine joins the relay with a TCP/IP
 // stack in this process and offers the network to local programs through a SOCKS5 proxy
-// and port forwards on loopback.
+// and port forwards on loopback, and lets hosts reach local servers through `--expose`.
 
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -11,13 +11,19 @@ import type { NetApi } from '../netstack/api/net.js';
 import type { WelcomeMessage } from '../relay/protocol.js';
 import type { Link } from '../netstack/link/link.js';
 import { ImpairedLink, formatImpair, impairLink, type ImpairSpec } from './impair.js';
+import { ExposedPort, type ExposeOptions, type ExposeSpec, type OverlayListen, type OverlaySocket } from './expose.js';
 import { isIPv4 } from './iproute.js';
 import type { JoinEnd, JoinError } from './join-session.js';
 import { Socks5Server, splice, type Dial } from './socks5.js';
 
-/** What the proxy needs from a stack: outgoing TCP connections by name or address. */
+/**
+ * What the session needs from a stack: outgoing TCP connections by name or address (SOCKS5,
+ * forwards) and listeners on the overlay address (`--expose`).
+ */
 export interface UserspaceStack {
   dial: Dial;
+  /** listen on this port at the joined machine's overlay address; rejects e.g. with EADDRINUSE */
+  listen: OverlayListen;
   close(): void;
 }
 
@@ -79,7 +85,16 @@ export const netstackFactory: UserspaceStackFactory = (welcome, link, log) => {
       });
     });
   };
-  return { dial, close: () => bundle.stack.close() };
+  const listen: OverlayListen = (port, onConnection) =>
+    new Promise((resolve, reject) => {
+      const server = api.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => onConnection(s as OverlaySocket));
+      server.once('error', reject);
+      server.listen(port, welcome.address, () => {
+        server.off('error', reject);
+        resolve({ close: () => void server.close() });
+      });
+    });
+  return { dial, listen, close: () => bundle.stack.close() };
 };
 
 function parseCidr(cidr: string): { base: number; mask: number } | null {
@@ -151,6 +166,10 @@ export interface UserspaceOptions {
   /** where the SOCKS5 proxy listens; null: no proxy */
   socks: { host: string; port: number } | null;
   forwards: ForwardSpec[];
+  /** overlay ports carried to local TCP servers (`--expose`) */
+  exposes?: ExposeSpec[];
+  /** limits of every `--expose` (default EXPOSE_DEFAULTS), and the local connect in tests */
+  expose?: ExposeOptions;
   logger?: Logger;
   giveUpAfterMs?: number;
   /** injected by tests; default netstack */
@@ -170,6 +189,7 @@ export class UserspaceSession {
     private readonly stack: UserspaceStack,
     readonly socks: Socks5Server | null,
     readonly forwards: PortForward[],
+    readonly exposed: ExposedPort[],
     private readonly log: Logger,
     /** what the stack is attached to: the relay link, or an ImpairedLink around it */
     readonly data: Link,
@@ -199,9 +219,11 @@ export class UserspaceSession {
     }
     let socks: Socks5Server | null = null;
     const forwards: PortForward[] = [];
+    const exposed: ExposedPort[] = [];
     const undo = async (message: string): Promise<JoinError> => {
       if (socks) await socks.close();
       for (const f of forwards) await f.close();
+      for (const e of exposed) e.close();
       stack.close();
       data.close();
       link.close();
@@ -219,7 +241,14 @@ export class UserspaceSession {
         return undo(`cannot listen on ${spec.bindHost}:${spec.bindPort} for --forward: ${(err as Error).message}`);
       }
     }
-    const s = new UserspaceSession(link, welcome, stack, socks, forwards, log, data);
+    for (const spec of options.exposes ?? []) {
+      try {
+        exposed.push(await ExposedPort.start(spec, stack.listen, log.child({ component: 'expose' }), options.expose));
+      } catch (err) {
+        return undo(`cannot listen on ${welcome.address}:${spec.overlayPort} for --expose: ${(err as Error).message}`);
+      }
+    }
+    const s = new UserspaceSession(link, welcome, stack, socks, forwards, exposed, log, data);
     s.wire();
     return s;
   }
@@ -242,6 +271,12 @@ export class UserspaceSession {
   private async teardown(end: JoinEnd): Promise<void> {
     if (this.socks) await this.socks.close();
     for (const f of this.forwards) await f.close();
+    for (const e of this.exposed) {
+      e.close();
+      if (e.accepted > 0 || Object.values(e.drops).some((n) => n > 0)) {
+        this.log.info('expose counters', { port: e.spec.overlayPort, accepted: e.accepted, drops: { ...e.drops } });
+      }
+    }
     this.stack.close();
     await this.link.closeGracefully(500).catch(() => this.link.close());
     if (this.data instanceof ImpairedLink) {

@@ -266,6 +266,33 @@ describe('interop: Linux kernel <-> TypeScript stack through TUN and the relay',
       assert.equal(sunk.sha256, expectedSha256(BIG, SEED_UP));
     });
   });
+
+  describe('through `imach join --userspace --expose` (a host reaches a kernel server on 127.0.0.1)', function () {
+    let us: LineProcess | null = null;
+
+    after(async function () {
+      if (us) {
+        us.child.kill('SIGTERM');
+        await us.stop('SIGKILL', 3000);
+      }
+    });
+
+    it('a host uploads 64 MiB to the joined machine\'s overlay address and a kernel server on 127.0.0.1 gets them intact', async function () {
+      assert.equal((await w!.kernel.cmd({ cmd: 'sink', port: 9650 })).listening, 9650);
+      const j = await startJoin(
+        w!.ns,
+        ['--userspace', '--relay', w!.relayUrl, '--token', w!.tokens.phone!, '--expose', '5432=127.0.0.1:9650'],
+        'imach join --userspace --expose',
+      );
+      us = j.proc;
+      assert.ok(j.lines.includes(`expose ${j.address}:5432 -> 127.0.0.1:9650`), j.lines.join('\n'));
+      const sent = await w!.host.cmd({ cmd: 'upload', host: j.address, port: 5432, bytes: BIG, seed: SEED_UP });
+      assert.equal(sent.error, undefined, JSON.stringify(sent));
+      const sunk = await w!.kernel.waitFor((o) => o.event === 'sunk' && o.port === 9650, 'the sink report', 30_000);
+      assert.equal(sunk.bytes, BIG);
+      assert.equal(sunk.sha256, expectedSha256(BIG, SEED_UP));
+    });
+  });
 });
 
 describe('interop: the same at overlay MTU 1500 (MSS 1460, many more segments)', function () {

@@ -19,6 +19,7 @@ describe('join: --userspace session', function () {
   let session: UserspaceSession | null = null;
   let stackClosed = 0;
   const dialed: string[] = [];
+  const listened: number[] = [];
 
   const factory: UserspaceStackFactory = (welcome) => ({
     dial: ({ host, port }) => {
@@ -27,6 +28,10 @@ describe('join: --userspace session', function () {
         const s = net.connect({ port: echoPort, host: '127.0.0.1', allowHalfOpen: true }, () => resolve(s));
         s.once('error', reject);
       });
+    },
+    listen: async (port) => {
+      listened.push(port);
+      return { close: () => {} };
     },
     close: () => void stackClosed++,
   });
@@ -53,6 +58,7 @@ describe('join: --userspace session', function () {
     echoPort = (echo.address() as net.AddressInfo).port;
     stackClosed = 0;
     dialed.length = 0;
+    listened.length = 0;
   });
 
   afterEach(async function () {
