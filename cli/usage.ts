@@ -13,7 +13,7 @@ commands:
   ps                    list hosts: address, state, uptime, connections, bytes, starts
   events                show lifecycle events (--follow to stream them)
   ping <name|address>   ping a host through the relay
-  join                  put this machine on the network through a TUN device
+  join                  put this machine on the network (TUN, or --userspace: SOCKS5, forwards, expose)
 
 Run 'imach <command> --help' for a command's options.
 
