@@ -22,6 +22,8 @@ export interface PeerConfig {
   msgSize?: number;
   bytes?: number;
   seconds?: number;
+  /** request/response: seconds of round trips before the measured ones (JIT warm-up) */
+  warmup?: number;
 }
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as PeerConfig;
@@ -136,12 +138,20 @@ async function raw(): Promise<void> {
   } else if (role === 'rr') {
     const msg = message(address, cfg.msgSize ?? 29);
     let count = 0;
-    const t0 = performance.now();
-    const deadline = t0 + cfg.seconds! * 1000;
+    let t0 = performance.now();
+    const warmEnd = t0 + (cfg.warmup ?? 0) * 1000;
+    let deadline = warmEnd + cfg.seconds! * 1000;
+    let warming = warmEnd > t0;
     await new Promise<void>((resolve) => {
       ws.on('message', () => {
-        count++;
-        if (performance.now() > deadline) return resolve();
+        const now = performance.now();
+        if (warming && now >= warmEnd) {
+          warming = false;
+          count = 0;
+          t0 = now;
+          deadline = t0 + cfg.seconds! * 1000;
+        } else count++;
+        if (now > deadline) return resolve();
         ws.send(msg);
       });
       ws.send(msg);
@@ -209,11 +219,19 @@ async function host(): Promise<void> {
         });
         const one = Buffer.from([0x2a]);
         let count = 0;
-        const t0 = performance.now();
-        const deadline = t0 + cfg.seconds! * 1000;
+        let t0 = performance.now();
+        const warmEnd = t0 + (cfg.warmup ?? 0) * 1000;
+        let deadline = warmEnd + cfg.seconds! * 1000;
+        let warming = warmEnd > t0;
         sock.on('data', () => {
-          count++;
-          if (performance.now() > deadline) {
+          const now = performance.now();
+          if (warming && now >= warmEnd) {
+            warming = false;
+            count = 0;
+            t0 = now;
+            deadline = t0 + cfg.seconds! * 1000;
+          } else count++;
+          if (now > deadline) {
             send({ count, ms: performance.now() - t0 });
             sock.destroy();
             return;

@@ -9,7 +9,7 @@ export type {
   RelayLinkOptions,
   RelayLinkState,
 } from './relay-link.js';
-export { HostRuntime, runHost, defaultStackFactory } from './runtime.js';
+export { HostRuntime, runHost, defaultStackFactory, preloadDefaultStack } from './runtime.js';
 export type {
   HostApp,
   HostContext,

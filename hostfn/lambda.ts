@@ -3,7 +3,7 @@
 
 import { createLogger, jsonSink, type Logger } from './log.js';
 import { isProtocolError, parseLaunch } from './protocol.js';
-import { HostRuntime, type HostExit, type RunHostOptions } from './runtime.js';
+import { HostRuntime, preloadDefaultStack, type HostExit, type RunHostOptions } from './runtime.js';
 
 /** The part of Lambda's context object the handler uses. */
 export interface LambdaContextLike {
@@ -21,6 +21,8 @@ let defaultLog: Logger | null = null;
 export function createHandler(
   options: RunHostOptions = {},
 ): (event: unknown, context: LambdaContextLike) => Promise<LambdaResult> {
+  // Load netstack while Lambda initializes the function, not in the first invocation.
+  if (options.createStack === undefined) void preloadDefaultStack().catch(() => {});
   return async (event, context) => {
     const log = options.logger ?? (defaultLog ??= createLogger({ sink: jsonSink((l) => process.stdout.write(l)) }));
     const launch = parseLaunch(event);

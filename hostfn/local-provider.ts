@@ -1,12 +1,16 @@
 // The local provider: every host function is a child process running dist/hostfn/main.js
 // with the launch in IMACH_LAUNCH. Its output is prefixed with the host name.
+// A warm pool keeps spare children with their modules loaded, waiting on IPC for a
+// launch, so a start skips process spawn and module loading.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { HostInstance, Provider } from '../relay/provider.js';
 import { createLogger, type Logger } from './log.js';
 import { LAUNCH_ENV, type Launch } from './protocol.js';
+import { WARM_ENV, isWarmReady, type WarmLaunchMessage } from './warm.js';
 
 export interface LocalProviderOptions {
   logger?: Logger;
@@ -22,17 +26,40 @@ export interface LocalProviderOptions {
   env?: Record<string, string>;
   /** Most children alive at once; start() rejects beyond it. Default 256. */
   maxInstances?: number;
+  /**
+   * Spare children kept pre-started (modules loaded, waiting for a launch); a start takes
+   * one and a new one is pre-started. Default 1 with the default mainPath, else 0 (a
+   * custom entry script may not speak the warm handshake). Spares never keep this process
+   * alive, end when it goes, and are killed by stopAll() and close().
+   */
+  warm?: number;
 }
 
 const MAX_LINE = 8192;
+type Output = (host: string, stream: 'stdout' | 'stderr', line: string) => void;
+
+/** A pre-started child: not yet a host. */
+interface Spare {
+  child: ChildProcess;
+  ready: boolean;
+  /** the launch to send once the child is ready (it was taken before that) */
+  pending: Launch | null;
+  /** the host it became (null while spare): its output lines carry this name */
+  host: string | null;
+}
 
 export class LocalProvider implements Provider {
   readonly name = 'local';
   private readonly log: Logger;
   private readonly live = new Set<LocalInstance>();
+  private readonly spares = new Set<Spare>();
+  private readonly warm: number;
+  private closed = false;
 
   constructor(private readonly options: LocalProviderOptions = {}) {
     this.log = options.logger ?? createLogger({ fields: { component: 'local-provider' } });
+    this.warm = Math.max(0, Math.min(8, Math.floor(options.warm ?? (options.mainPath === undefined ? 1 : 0))));
+    this.refill();
   }
 
   get mainPath(): string {
@@ -43,39 +70,178 @@ export class LocalProvider implements Provider {
     if (this.live.size >= (this.options.maxInstances ?? 256)) {
       throw new Error(`local provider: ${this.live.size} host functions already running`);
     }
-    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), this.mainPath], {
-      env: { ...process.env, ...this.options.env, [LAUNCH_ENV]: JSON.stringify(launch) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', () => resolve());
-      child.once('error', (e) => reject(new Error(`cannot start ${launch.host}: ${e.message}`)));
-    });
-    const output =
-      this.options.output ?? ((host: string, _s: string, line: string) => this.log.info(`[${host}] ${line}`));
+    const spare = this.takeSpare();
+    let inst: LocalInstance;
+    if (spare !== null) {
+      inst = this.launchSpare(spare, launch);
+    } else {
+      const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), this.mainPath], {
+        env: { ...process.env, ...this.options.env, [LAUNCH_ENV]: JSON.stringify(launch) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', () => resolve());
+        child.once('error', (e) => reject(new Error(`cannot start ${launch.host}: ${e.message}`)));
+      });
+      this.pipeOutput(child, () => launch.host);
+      inst = new LocalInstance(child, launch.host, this.options.stopGraceMs ?? 5000);
+    }
+    this.live.add(inst);
+    void inst.exited.then(() => this.live.delete(inst));
+    this.log.debug('started', { host: launch.host, pid: inst.pid, warm: spare !== null });
+    this.refill();
+    return inst;
+  }
+
+  /** Stop every child this provider started, spares included (the next start() makes new spares). */
+  async stopAll(): Promise<void> {
+    const spares = [...this.spares];
+    this.spares.clear();
+    await Promise.all([...spares.map((s) => killSpare(s)), ...[...this.live].map((i) => i.stop())]);
+  }
+
+  /** stopAll(), and no more spares from now on. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.stopAll();
+  }
+
+  get running(): number {
+    return this.live.size;
+  }
+
+  /** Spares alive now (pre-started, not yet hosts). */
+  get spareCount(): number {
+    return this.spares.size;
+  }
+
+  /** Process ids of the spares. */
+  get sparePids(): number[] {
+    return [...this.spares].map((s) => s.child.pid).filter((p): p is number => p !== undefined);
+  }
+
+  /** Whether a spare has loaded its modules and waits for a launch. */
+  get warmReady(): boolean {
+    for (const s of this.spares) if (s.ready) return true;
+    return false;
+  }
+
+  private get output(): Output {
+    return this.options.output ?? ((host, _s, line) => this.log.info(`[${host}] ${line}`));
+  }
+
+  private pipeOutput(child: ChildProcess, host: () => string | null): void {
     for (const [name, stream] of [
       ['stdout', child.stdout],
       ['stderr', child.stderr],
     ] as const) {
       if (!stream) continue;
       const rl = createInterface({ input: stream, crlfDelay: Infinity });
-      rl.on('line', (line) => output(launch.host, name, line.length > MAX_LINE ? line.slice(0, MAX_LINE) + '…' : line));
+      rl.on('line', (line) => {
+        const text = line.length > MAX_LINE ? line.slice(0, MAX_LINE) + '…' : line;
+        const h = host();
+        if (h !== null) this.output(h, name, text);
+        else this.log.debug('warm host function says', { stream: name, line: text });
+      });
     }
-    const inst = new LocalInstance(child, launch.host, this.options.stopGraceMs ?? 5000);
-    this.live.add(inst);
-    void inst.exited.then(() => this.live.delete(inst));
-    this.log.debug('started', { host: launch.host, pid: child.pid });
+  }
+
+  private refill(): void {
+    while (!this.closed && this.spares.size < this.warm) {
+      const s = this.spawnSpare();
+      if (s === null) return;
+    }
+  }
+
+  private spawnSpare(): Spare | null {
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), this.mainPath], {
+        env: { ...process.env, ...this.options.env, [WARM_ENV]: '1' },
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      });
+    } catch (e) {
+      this.log.warn('cannot pre-start a host function', { err: (e as Error).message });
+      return null;
+    }
+    const spare: Spare = { child, ready: false, pending: null, host: null };
+    this.spares.add(spare);
+    // A spare is no reason for this process to stay alive.
+    setRef(child, false);
+    child.on('error', (e) => {
+      this.log.debug('warm host function failed', { err: e.message });
+      this.spares.delete(spare);
+    });
+    child.once('exit', () => this.spares.delete(spare));
+    child.on('message', (m: unknown) => {
+      if (!isWarmReady(m) || spare.ready) return;
+      spare.ready = true;
+      if (spare.pending !== null) this.sendLaunch(spare, spare.pending);
+    });
+    this.pipeOutput(child, () => spare.host);
+    return spare;
+  }
+
+  /** A live spare (ready ones first), out of the pool; null when there is none. */
+  private takeSpare(): Spare | null {
+    let pick: Spare | null = null;
+    for (const s of this.spares) {
+      if (s.child.exitCode !== null || s.child.signalCode !== null || !s.child.connected) continue;
+      if (pick === null || (s.ready && !pick.ready)) pick = s;
+    }
+    if (pick !== null) this.spares.delete(pick);
+    return pick;
+  }
+
+  private launchSpare(spare: Spare, launch: Launch): LocalInstance {
+    spare.host = launch.host;
+    setRef(spare.child, true);
+    const inst = new LocalInstance(spare.child, launch.host, this.options.stopGraceMs ?? 5000);
+    if (spare.ready) this.sendLaunch(spare, launch);
+    else spare.pending = launch;
     return inst;
   }
 
-  /** Stop every child this provider started. */
-  async stopAll(): Promise<void> {
-    await Promise.all([...this.live].map((i) => i.stop()));
+  private sendLaunch(spare: Spare, launch: Launch): void {
+    spare.pending = null;
+    const msg: WarmLaunchMessage = { type: 'imach-warm-launch', launch };
+    try {
+      spare.child.send(msg, (err) => {
+        if (err) this.failLaunch(spare, err);
+      });
+    } catch (e) {
+      this.failLaunch(spare, e as Error);
+    }
   }
 
-  get running(): number {
-    return this.live.size;
+  /** The launch did not reach the child: it would wait forever, so it ends (the relay sees an exit). */
+  private failLaunch(spare: Spare, err: Error): void {
+    this.log.warn('cannot hand the launch to a warm host function', { host: spare.host, err: err.message });
+    spare.child.kill('SIGKILL');
   }
+}
+
+function setRef(child: ChildProcess, ref: boolean): void {
+  const handles: ({ ref?(): unknown; unref?(): unknown } | null | undefined)[] = [
+    child,
+    child.channel,
+    child.stdout as Readable & { ref?(): unknown; unref?(): unknown },
+    child.stderr as Readable & { ref?(): unknown; unref?(): unknown },
+  ];
+  for (const h of handles) {
+    if (ref) h?.ref?.();
+    else h?.unref?.();
+  }
+}
+
+async function killSpare(s: Spare): Promise<void> {
+  const c = s.child;
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise<void>((r) => c.once('exit', () => r()));
+  // whoever waits for it keeps this process alive until it is gone
+  setRef(c, true);
+  c.kill('SIGKILL');
+  await exited;
 }
 
 class LocalInstance implements HostInstance {
@@ -88,12 +254,14 @@ class LocalInstance implements HostInstance {
     private readonly graceMs: number,
   ) {
     this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
         this.done = true;
         const reason =
           signal !== null ? `killed by ${signal}` : code === 0 ? 'exited' : `exited with code ${code}`;
         resolve({ code, reason });
-      });
+      };
+      if (child.exitCode !== null || child.signalCode !== null) onExit(child.exitCode, child.signalCode);
+      else child.once('exit', onExit);
     });
   }
 

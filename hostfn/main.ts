@@ -1,9 +1,11 @@
 // Entry of a local host function (a child process started by LocalProvider): reads the
 // launch from IMACH_LAUNCH, runs the host, and exits with its code. SIGTERM drains.
+// A warm (pre-started) one loads its modules first and gets the launch over IPC.
 
 import { createLogger, textSink } from './log.js';
 import { LAUNCH_ENV, isProtocolError, parseLaunch } from './protocol.js';
-import { HostRuntime } from './runtime.js';
+import { HostRuntime, preloadDefaultStack } from './runtime.js';
+import { WARM_ENV, isWarmLaunch, type WarmReadyMessage } from './warm.js';
 
 // If the process that started us dies, our output pipes break; the host keeps running
 // (and reconnects to a restarted relay) rather than dying of EPIPE.
@@ -12,10 +14,34 @@ process.stderr.on('error', () => {});
 
 const log = createLogger({ sink: textSink() });
 
+/** A warm child: load what a host needs, say ready, and wait for the launch (JSON, unparsed). */
+async function warmLaunch(): Promise<unknown> {
+  delete process.env[WARM_ENV];
+  const launch = new Promise<unknown>((resolve) => {
+    const onMessage = (m: unknown) => {
+      if (!isWarmLaunch(m)) return;
+      process.off('message', onMessage);
+      process.off('disconnect', onOrphaned);
+      resolve(m.launch);
+    };
+    process.on('message', onMessage);
+  });
+  // A spare whose provider went away has nothing to become.
+  const onOrphaned = () => process.exit(0);
+  process.on('disconnect', onOrphaned);
+  await preloadDefaultStack();
+  process.send?.({ type: 'imach-warm-ready' } satisfies WarmReadyMessage);
+  const l = await launch;
+  // From here on it is an ordinary host function: it outlives the provider's process.
+  process.disconnect?.();
+  return l;
+}
+
 async function main(): Promise<number> {
-  const launch = parseLaunch(process.env[LAUNCH_ENV] ?? '');
+  const warm = process.env[WARM_ENV] === '1' && typeof process.send === 'function';
+  const launch = parseLaunch(warm ? await warmLaunch() : (process.env[LAUNCH_ENV] ?? ''));
   if (isProtocolError(launch)) {
-    log.error('bad launch', { variable: LAUNCH_ENV, field: launch.field, err: launch.message });
+    log.error('bad launch', { variable: warm ? 'IPC launch' : LAUNCH_ENV, field: launch.field, err: launch.message });
     return 2;
   }
   delete process.env[LAUNCH_ENV];

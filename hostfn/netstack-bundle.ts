@@ -6,17 +6,35 @@ import { Stack } from '../netstack/stack.js';
 import { createNetApi, type NetApi } from '../netstack/api/net.js';
 import { createDnsResolver } from '../netstack/api/dns.js';
 import type { DgramApi } from '../netstack/api/dgram.js';
+import type { TcpConfig } from '../netstack/tcp/config.js';
 import type { Logger } from './log.js';
 import type { WelcomeMessage } from './protocol.js';
 import type { StackBundle } from './runtime.js';
 
-export function createNetstackBundle(welcome: WelcomeMessage, link: Link, log?: Logger): StackBundle<NetApi, DgramApi> {
+/**
+ * TCP buffers of a host's connections. Measured through the relay at MTU 65535 (bench
+ * relay): 4 MiB carried about 1.9 Gbit/s host to host where netstack's 1 MiB default
+ * carried 1.1-1.6; at MTU 1500 no difference. Buffers fill on demand, so idle
+ * connections do not pay for the size.
+ */
+export const HOST_TCP_BUFFERS: Readonly<Pick<TcpConfig, 'sendBufferSize' | 'receiveBufferSize'>> = {
+  sendBufferSize: 4 << 20,
+  receiveBufferSize: 4 << 20,
+};
+
+export function createNetstackBundle(
+  welcome: WelcomeMessage,
+  link: Link,
+  log?: Logger,
+  tcp: Partial<TcpConfig> = HOST_TCP_BUFFERS,
+): StackBundle<NetApi, DgramApi> {
   const stack = new Stack({
     address: welcome.address,
     prefixLength: welcome.prefixLength,
     mtu: welcome.mtu,
     gateway: welcome.gateway,
     logger: log,
+    tcp,
   });
   const net = (typeof stack.net === 'object' && stack.net !== null ? stack.net : createNetApi(stack)) as NetApi;
   stack.attach(link);

@@ -101,6 +101,8 @@ export class HostRuntime {
   private resolveExit!: (e: HostExit) => void;
   private readonly exit: Promise<HostExit>;
   private pendingDrain: { reason: string; graceMs: number } | null = null;
+  /** Wakes resumeWhenReady when a server or UDP socket of the app starts listening. */
+  private listenWake: (() => void) | null = null;
 
   constructor(
     readonly launch: Launch,
@@ -146,6 +148,17 @@ export class HostRuntime {
     const { launch } = this;
     if (this.options.setProcessEnv) for (const [k, v] of Object.entries(launch.env)) process.env[k] = v;
 
+    const t0 = performance.now();
+    const factory = this.options.createStack ?? defaultStackFactory;
+    // The stack's modules load while the app loads and the link joins: a cold start
+    // waits for all three.
+    if (factory === defaultStackFactory) void preloadDefaultStack().catch(() => {});
+    const linkOptions: RelayLinkOptions = {
+      url: launch.relay,
+      token: launch.token,
+      logger: this.log.child({ component: 'relay-link' }),
+      ...this.options.link,
+    };
     // Load the app before joining: a module that cannot load fails the start, and the
     // relay answers the packets held for this host with ICMP unreachable.
     let app: HostApp;
@@ -155,13 +168,8 @@ export class HostRuntime {
       this.log.error('cannot load the app module', { run: launch.run, err: errorText(e) });
       return void this.finish(1, `cannot load ${launch.run}: ${errorMessage(e)}`);
     }
-
-    const link = await RelayLink.connect({
-      url: launch.relay,
-      token: launch.token,
-      logger: this.log.child({ component: 'relay-link' }),
-      ...this.options.link,
-    });
+    const tLoaded = performance.now();
+    const link = await RelayLink.connect(linkOptions);
     if (isRelayLinkError(link)) {
       this.log.error('cannot join the relay', { kind: link.kind, err: link.message });
       return void this.finish(1, `join failed: ${link.message}`);
@@ -178,7 +186,7 @@ export class HostRuntime {
       if (err) void this.finish(1, `relay lost: ${err.message}`);
     });
 
-    const factory = this.options.createStack ?? defaultStackFactory;
+    const tJoined = performance.now();
     const { stack, dns } = await factory(welcome, link, this.log);
     this.stack = stack;
     if (this.isDone()) {
@@ -189,8 +197,11 @@ export class HostRuntime {
     this.phase = 'running';
     this.pollTimer = setInterval(() => this.tick(), this.options.pollMs ?? 200);
     const ctx: HostContext = {
-      net: trackServers(stack.net, 'createServer', (s) => this.servers.add(s)),
-      dgram: stack.dgram,
+      net: trackServers(stack.net, 'createServer', (s) => {
+        this.servers.add(s);
+        onListening(s, () => this.listenWake?.());
+      }),
+      dgram: trackServers(stack.dgram, 'createSocket', (s) => onListening(s, () => this.listenWake?.())),
       dns,
       host: { name: launch.host, address: welcome.address },
       signal: this.abort.signal,
@@ -199,8 +210,18 @@ export class HostRuntime {
       exit: (code = 0) => void this.finish(code, `app called exit(${code})`),
     };
     this.tick();
+    const tStack = performance.now();
     const result = Promise.resolve().then(() => app(ctx));
-    void this.resumeWhenReady(link, stack, result);
+    void this.resumeWhenReady(link, stack, result).then(() => {
+      const ms = (t: number) => Math.round((t - t0) * 10) / 10;
+      this.log.debug('start phases (ms since the launch)', {
+        appLoaded: ms(tLoaded),
+        joined: ms(tJoined),
+        stack: ms(tStack),
+        delivering: ms(performance.now()),
+        processUptimeMs: Math.round(process.uptime() * 1000),
+      });
+    });
     if (this.pendingDrain) {
       const { reason, graceMs } = this.pendingDrain;
       void result.finally(() => this.drain(reason, graceMs)).catch(() => {});
@@ -231,12 +252,23 @@ export class HostRuntime {
     );
     const until = Date.now() + (this.options.listenWaitMs ?? 500);
     await new Promise((r) => setImmediate(r));
+    // Woken by a facade server's (or UDP socket's) 'listening' event; the poll covers
+    // listeners opened on the stack directly.
     while (!settled && Date.now() < until && !this.isDone()) {
       const s = stack.socketStats();
       if (s.listening + s.udp > 0) break;
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise<void>((r) => {
+        const t = setTimeout(() => {
+          this.listenWake = null;
+          r();
+        }, 5);
+        this.listenWake = () => {
+          clearTimeout(t);
+          this.listenWake = null;
+          r();
+        };
+      });
     }
-    await new Promise((r) => setImmediate(r));
     link.resumeReceive();
   }
 
@@ -328,6 +360,12 @@ async function loadApp(run: string): Promise<HostApp> {
   return fn as HostApp;
 }
 
+/** Call `fn` on an emitter's first 'listening' event (net.Server, dgram.Socket). */
+function onListening(s: unknown, fn: () => void): void {
+  const once = (s as { once?: unknown }).once;
+  if (typeof once === 'function') (once as (e: string, f: () => void) => unknown).call(s, 'listening', fn);
+}
+
 /** Wrap a facade so every object made by `method` is reported (to close listeners on drain). */
 function trackServers<T extends object>(
   target: T,
@@ -363,8 +401,17 @@ function errorText(e: unknown): string {
   return e instanceof Error ? (e.stack ?? e.message) : String(e);
 }
 
+let stackModule: Promise<typeof import('./netstack-bundle.js')> | null = null;
+
+/** Start loading netstack (the default stack's modules) now; a warm host function calls this early. */
+export function preloadDefaultStack(): Promise<unknown> {
+  stackModule ??= import('./netstack-bundle.js');
+  return stackModule;
+}
+
 /** netstack's Stack with its DNS resolver through the gateway (loaded on first use). */
 export const defaultStackFactory: StackFactory = async (welcome, link, log) => {
-  const { createNetstackBundle } = await import('./netstack-bundle.js');
+  stackModule ??= import('./netstack-bundle.js');
+  const { createNetstackBundle } = await stackModule;
   return createNetstackBundle(welcome, link, log.child({ component: 'netstack' })) as StackBundle;
 };

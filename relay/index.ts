@@ -410,7 +410,7 @@ export class RelayServer implements Relay {
     if (entry.session === null && this.sessionCount >= this.limits.maxSessions) return refuseUpgrade(socket, 503, 'too many sessions');
     const target = entry;
     const nonce = claims.n;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onJoin(target, ws, nonce));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onJoin(target, ws, nonce, socket));
   }
 
   private createDynamic(name: string): HostEntry | string {
@@ -426,9 +426,10 @@ export class RelayServer implements Relay {
     return e;
   }
 
-  private onJoin(entry: HostEntry, ws: WebSocket, nonce: string): void {
+  private onJoin(entry: HostEntry, ws: WebSocket, nonce: string, socket: Duplex): void {
     const now = Date.now();
     const session = new RelaySession(randomBytes(8).toString('hex'), entry.name, ws, this.limits.queueBytes, now, nonce);
+    session.batchWrites(socket);
     const old = entry.session;
     const kind = old !== null ? 'replaced' : entry.state === 'running' && entry.deadline > 0 ? 'reconnect' : 'new';
     if (old !== null) old.close(4000, 'replaced by a new session');
@@ -553,7 +554,8 @@ export class RelayServer implements Relay {
       }
       off = next;
     }
-    if (runDest !== null) this.sendRun(runDest, frame.subarray(runStart, off), now, runPackets);
+    // the common case, a whole frame for one destination, is sent as it came (no view)
+    if (runDest !== null) this.sendRun(runDest, runStart === 0 && off === frame.length ? frame : frame.subarray(runStart, off), now, runPackets);
   }
 
   private sendRun(dest: HostEntry, bytes: Uint8Array, now: number, packets = 1): void {

@@ -373,6 +373,22 @@ describe('relay', function () {
     });
   });
 
+  it('forwards a burst (one frame for two destinations, then frames sent in one tick), all in order', async () => {
+    await withRelay({}, async (relay, join) => {
+      const a = await join('alpha');
+      const b = await join('beta');
+      const c = await join('gamma');
+      const to = (i: number) => rawPacket(a.address, i % 2 === 0 ? b.address : c.address, 60 + i, i);
+      a.send(concat(...Array.from({ length: 10 }, (_, i) => to(i))));
+      for (let i = 10; i < 40; i++) a.send(to(i));
+      await b.until(() => b.packets.length === 20, 'packets at beta');
+      await c.until(() => c.packets.length === 20, 'packets at gamma');
+      assert.deepEqual(b.packets.map((p) => p[20]), Array.from({ length: 20 }, (_, k) => 2 * k));
+      assert.deepEqual(c.packets.map((p) => p[20]), Array.from({ length: 20 }, (_, k) => 2 * k + 1));
+      assert.equal(relay.counters()['packets-delivered'], 40);
+    });
+  });
+
   it('ignores unknown control types and counts malformed control frames', async () => {
     await withRelay({}, async (relay, join) => {
       const a = await join('alpha');
