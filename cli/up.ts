@@ -26,7 +26,9 @@ async function boot(
   const manifest = mpath ? await readManifest(mpath) : null;
   const dir = stateDir(str(p, 'state-dir'), mpath);
   const s = await secret(dir);
-  const provider = new LocalProvider({ logger: log, output });
+  // A warm spare process is only worth its memory when the manifest has local hosts to start.
+  const localHosts = manifest?.hosts.some((h) => h.provider === 'local') ?? false;
+  const provider = new LocalProvider({ logger: log, output, ...(localHosts ? {} : { warm: 0 }) });
   let relay: Relay;
   try {
     relay = await startRelay({
