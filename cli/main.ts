@@ -1,5 +1,6 @@
 // The imach command: dispatch to a subcommand; usage errors exit 2, failures exit 1.
 
+import { createRequire } from 'node:module';
 import { CliError, EXIT, UsageError } from './args.js';
 import { events, host, ping, ps, token } from './commands.js';
 import { relay, up } from './up.js';
@@ -30,6 +31,11 @@ export async function main(argv: string[]): Promise<number> {
   if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
     if (cmd === 'help' && rest[0] && USAGE[rest[0]]) process.stdout.write(USAGE[rest[0]]);
     else process.stdout.write(TOP);
+    return EXIT.ok;
+  }
+  if (cmd === '--version' || cmd === '-v' || cmd === 'version') {
+    const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+    process.stdout.write(`imach ${pkg.version} (node ${process.version})\n`);
     return EXIT.ok;
   }
   const run = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;

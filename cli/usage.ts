@@ -15,7 +15,7 @@ commands:
   ping <name|address>   ping a host through the relay
   join                  put this machine on the network (TUN, or --userspace: SOCKS5, forwards, expose)
 
-Run 'imach <command> --help' for a command's options.
+Run 'imach <command> --help' for a command's options; 'imach --version' for the version.
 
 environment:
   IMACH_RELAY       relay URL (ws://host:port) for host, ps, events, ping

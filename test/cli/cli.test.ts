@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,6 +63,13 @@ describe('cli: imach', () => {
       assert.match(r.stdout, new RegExp(`^usage: imach ${cmd}\\b`));
     });
   }
+
+  it('--version prints the package version and exits 0', async () => {
+    const r = await imach(['--version']);
+    assert.equal(r.code, 0, r.stderr);
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.equal(r.stdout.trim().split(' ')[1], pkg.version);
+  });
 
   it('an unknown command exits 2', async () => {
     const r = await imach(['frobnicate']);
