@@ -2,10 +2,12 @@
 // for the rest (RFC 9293 section 3.10.7.1), ephemeral ports, and the TcpHost surface.
 
 import type { StackCounters } from './counters.js';
+import { DEFAULT_EPHEMERAL_PORTS } from './options.js';
 import type { Timed } from './timer-heap.js';
 import { mssForMtu, tcpConfig, type TcpConfig } from './tcp/config.js';
 import { TcpConnection } from './tcp/connection.js';
 import { TcpListener } from './tcp/listener.js';
+import { EphemeralPorts } from './tcp/ports.js';
 import { rstForUnmatched } from './tcp/rst.js';
 import type {
   FourTuple,
@@ -19,8 +21,8 @@ import type {
   TcpListenerHandle,
 } from './tcp/types.js';
 import { isWireError } from './wire/error.js';
-import type { Ipv4Packet } from './wire/ipv4.js';
-import { SYN, buildTcpPacket, parseTcp, type TcpSegmentOut } from './wire/tcp.js';
+import { IPV4_FLAG_DF, IPV4_HEADER_LENGTH, PROTO_TCP, emitIpv4Header, type Ipv4HeaderFields, type Ipv4Packet } from './wire/ipv4.js';
+import { SYN, emitTcp, parseTcp, tcpBufferLength, type TcpSegmentOut } from './wire/tcp.js';
 
 /** What TCP needs from the stack around it. */
 export interface TcpStackEnv {
@@ -37,11 +39,31 @@ export interface TcpStackEnv {
   unschedule(item: Timed): void;
   drop(reason: string, n?: number): void;
   pickEphemeral(inUse: (port: number) => boolean): number;
+  /** The stack's ephemeral range (StackOptions.ephemeralPorts); the default if absent. */
+  readonly ephemeralPorts?: readonly [number, number];
 }
+
+const SLAB_BYTES = 64 * 1024;
+const SLAB_MAX_PACKET = 16 * 1024;
 
 /** Remote half of the four-tuple as one number (48 bits: address and port). */
 function remoteKey(address: number, port: number): number {
   return address * 0x10000 + port;
+}
+
+/**
+ * The range pickEphemeral walks, for a stack that does not expose `ephemeralPorts`:
+ * one pass over it that accepts no port (done once per stack).
+ */
+function ephemeralRangeOf(stack: TcpStackEnv): readonly [number, number] {
+  let first = 0xffff;
+  let last = 1;
+  stack.pickEphemeral((p) => {
+    if (p < first) first = p;
+    if (p > last) last = p;
+    return true;
+  });
+  return first <= last ? [first, last] : DEFAULT_EPHEMERAL_PORTS;
 }
 
 /** States that count as an open connection for idleness (everything but TIME-WAIT/CLOSED). */
@@ -57,12 +79,17 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
   private readonly listeners = new Map<number, TcpListener>();
   private count = 0;
   private closed = false;
+  private readonly ports: EphemeralPorts;
+  private slab = new ArrayBuffer(0);
+  private slabUsed = SLAB_BYTES;
+  private readonly ipHeader: Ipv4HeaderFields = { src: 0, dst: 0, protocol: PROTO_TCP, totalLength: 0, ttl: 64, id: 0, flags: IPV4_FLAG_DF };
 
   constructor(
     private readonly stack: TcpStackEnv,
     overrides: Partial<TcpConfig>,
   ) {
     this.localAddress = stack.localAddress;
+    this.ports = new EphemeralPorts(stack.ephemeralPorts ?? ephemeralRangeOf(stack));
     this.config = tcpConfig({ mss: mssForMtu(stack.mtu), ...overrides });
     if (this.config.mss > stack.mtu - 40) throw new RangeError(`tcp.mss ${this.config.mss} does not fit mtu ${stack.mtu}`);
   }
@@ -82,10 +109,18 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
   // ---- TcpEnv -------------------------------------------------------------------------
 
   output(tuple: FourTuple, segment: TcpSegmentOut): void {
-    const packet = buildTcpPacket(
-      { src: tuple.localAddress, dst: tuple.remoteAddress, ttl: this.stack.ttl, id: this.stack.nextIpId() },
-      segment,
-    );
+    const tcpLength = tcpBufferLength(segment);
+    const total = IPV4_HEADER_LENGTH + tcpLength;
+    const packet = this.allocPacket(total);
+    const written = emitTcp(segment, packet, IPV4_HEADER_LENGTH, tuple.localAddress, tuple.remoteAddress);
+    if (written !== tcpLength) throw new Error(`tcp segment payloadLength ${segment.payloadLength} does not match its payload`);
+    const h = this.ipHeader;
+    h.src = tuple.localAddress;
+    h.dst = tuple.remoteAddress;
+    h.totalLength = total;
+    h.ttl = this.stack.ttl;
+    h.id = this.stack.nextIpId();
+    emitIpv4Header(h, packet, 0);
     this.stack.sendPacket(packet);
   }
 
@@ -123,7 +158,7 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
       // A port may serve several remotes, as only the four-tuple must be unique; so ports
       // held in TIME-WAIT do not run the range dry.
       const key = remoteKey(remote, remotePort);
-      localPort = this.stack.pickEphemeral((p) => this.listeners.has(p) || (this.conns.get(p)?.has(key) ?? false));
+      localPort = this.ports.pick(this.localAddress, remote, remotePort, (p) => this.listeners.has(p) || (this.conns.get(p)?.has(key) ?? false));
       if (localPort === 0) return 'EADDRNOTAVAIL';
     }
     const tuple: FourTuple = { localAddress: this.localAddress, localPort, remoteAddress: remote, remotePort };
@@ -216,6 +251,24 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
     for (const c of [...this.connections()]) c.abort(now);
     this.conns.clear();
     this.count = 0;
+  }
+
+  /**
+   * A buffer for one outgoing packet. Small packets are carved from a shared slab: one
+   * allocation per slab instead of one per packet (emitTcp and emitIpv4Header write every
+   * byte). A slab lives while any of its packets is referenced: only a link that hands our
+   * packets to a receiver in the same process (the memory pair) can make that long.
+   */
+  private allocPacket(total: number): Uint8Array {
+    if (total > SLAB_MAX_PACKET) return new Uint8Array(total);
+    if (this.slabUsed + total > SLAB_BYTES) {
+      // Uninitialised: every byte of a packet is written before it is sent.
+      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES).buffer;
+      this.slabUsed = 0;
+    }
+    const packet = new Uint8Array(this.slab, this.slabUsed, total);
+    this.slabUsed += (total + 7) & ~7;
+    return packet;
   }
 
   private insert(conn: TcpConnection): void {

@@ -33,6 +33,8 @@ export interface TcpConfig {
   dupAckThreshold: number;
   /** TIME-WAIT lasts 2*MSL (RFC 9293 section 3.4.2); Linux uses 60 s. */
   timeWaitMs: number;
+  /** Longest FIN-WAIT-2 of a connection its owner released (Linux tcp_fin_timeout: 60 s). */
+  finWait2TimeoutMs: number;
   /** RFC 1122 section 4.2.3.6: keepalive idle time, at least 2 hours by default. */
   keepAliveIdleMs: number;
   /** Interval between unanswered keepalive probes (Linux: 75 s). */
@@ -51,6 +53,8 @@ export interface TcpConfig {
   maxHalfOpen: number;
   /** ISN override (tests only): RFC 6528 generator otherwise. */
   isn?: (tuple: FourTuple, now: number) => number;
+  /** Timestamp offset override (tests only): a keyed hash of the two addresses otherwise. */
+  tsOffset?: (tuple: FourTuple) => number;
 }
 
 export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
@@ -69,6 +73,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   initialCwndSegments: 10,
   dupAckThreshold: 3,
   timeWaitMs: 60_000,
+  finWait2TimeoutMs: 60_000,
   keepAliveIdleMs: 7_200_000,
   keepAliveIntervalMs: 75_000,
   keepAliveProbes: 9,

@@ -58,12 +58,32 @@ export interface HalfOpenOwner {
 
 const EMPTY = new Uint8Array(0);
 const NO_OPTIONS: TcpOptions = Object.freeze({}) as TcpOptions;
+// Reused for every ordinary segment: env.output serialises a segment before it returns
+// (TcpEnv contract), so one record serves all connections without a per-segment allocation.
+const SCRATCH_TS = { value: 0, echo: 0 };
+const SCRATCH_TS_OPTIONS: TcpOptions = { timestamp: SCRATCH_TS };
+const SCRATCH_SEGMENT: TcpSegmentOut = {
+  srcPort: 0,
+  dstPort: 0,
+  seq: 0,
+  ack: 0,
+  flags: 0,
+  window: 0,
+  urgent: 0,
+  options: NO_OPTIONS,
+  payload: new Uint8Array(0),
+  payloadLength: 0,
+};
 // RFC 9293 section 3.7.1: default send MSS when the peer sends no MSS option.
 const DEFAULT_PEER_MSS = 536;
 // RFC 7323 section 5.5: TS.Recent is invalid after 24 days of idleness.
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
 const TS_OPTION_BYTES = 12;
+// Smallest payload the half-window bound may leave (Linux: 68 bytes less the headers).
+const MIN_SEGMENT_PAYLOAD = 48;
 const MAX_BACKOFF = 16;
+// Free send-buffer bytes that wake a blocked writer (at most a quarter of the buffer).
+const SEND_SPACE_WAKE_MAX = 64 * 1024;
 // Minimum spacing of ACKs answering out-of-window bare ACKs (Linux tcp_invalid_ratelimit).
 const OOW_ACK_INTERVAL_MS = 500;
 
@@ -105,6 +125,9 @@ export class TcpConnection implements TcpConnectionApi {
 
   private owner: HalfOpenOwner | null;
   private noDelay = false;
+  /** The owner released the connection (orphan()): FIN-WAIT-2 is then bounded. */
+  private orphaned = false;
+  private finWait2Since = -Infinity;
   private closedFired = false;
   private finQueued = false;
   private finOut = false;
@@ -200,7 +223,10 @@ export class TcpConnection implements TcpConnectionApi {
     this.sndMax = this.iss;
     this.recover = this.iss;
     this.highRxt = this.iss;
-    this.tsOffset = Math.imul(this.iss ^ 0x5bd1e995, 0x9e3779b1) >>> 0;
+    this.tsOffset =
+      config.tsOffset !== undefined
+        ? config.tsOffset(tuple)
+        : defaultIsnGenerator.tsOffset(tuple.localAddress, tuple.remoteAddress);
     this.rtt = new RttEstimator(config.initialRtoMs, config.minRtoMs, config.maxRtoMs);
     this.sndMss = Math.min(config.mss, DEFAULT_PEER_MSS);
     this.cc = new NewReno(this.sndMss, config.initialCwndSegments);
@@ -287,42 +313,54 @@ export class TcpConnection implements TcpConnectionApi {
     return this.iss;
   }
 
-  send(data: Uint8Array, now: number): number {
+  /**
+   * Queue bytes (see TcpConnectionApi.send). With `end`, and if every byte was accepted,
+   * the FIN follows them as shutdown() would, in the same segment when it fits.
+   */
+  send(data: Uint8Array, now: number, end = false): number {
     const st = this.state;
     if (this.finQueued || !(st === 'ESTABLISHED' || st === 'CLOSE-WAIT' || st === 'SYN-SENT' || st === 'SYN-RECEIVED')) {
       return 0;
     }
     const n = Math.min(this.sendSpace, data.length);
     if (n < data.length) this.sendBlocked = true;
-    if (n === 0) return 0;
-    if (this.sb === null) this.sb = new SendBuffer();
-    this.sb.push(n === data.length ? data : data.subarray(0, n));
-    if (st === 'ESTABLISHED' || st === 'CLOSE-WAIT') this.output(now, false);
+    if (n > 0) {
+      if (this.sb === null) this.sb = new SendBuffer();
+      this.sb.push(n === data.length ? data : data.subarray(0, n));
+    }
+    const fin = end && n === data.length && this.queueFin();
+    if (n === 0 && !fin) return 0;
+    this.output(now, false);
     this.settle();
     return n;
   }
 
   shutdown(now: number): void {
-    if (this.finQueued) return;
+    if (!this.queueFin()) return;
+    this.output(now, false);
+    this.settle();
+  }
+
+  /** RFC 9293 section 3.10.4: note the FIN (sent after the queued data); false if it cannot be. */
+  private queueFin(): boolean {
+    if (this.finQueued) return false;
     switch (this.state) {
       case 'SYN-SENT':
       case 'SYN-RECEIVED':
-        // RFC 9293 section 3.10.4: queue the FIN until the connection is established.
+        // Queued until the connection is established.
         this.finQueued = true;
-        return;
+        return true;
       case 'ESTABLISHED':
         this.finQueued = true;
         this.state = 'FIN-WAIT-1';
-        break;
+        return true;
       case 'CLOSE-WAIT':
         this.finQueued = true;
         this.state = 'LAST-ACK';
-        break;
+        return true;
       default:
-        return;
+        return false;
     }
-    this.output(now, false);
-    this.settle();
   }
 
   abort(now: number): void {
@@ -362,6 +400,20 @@ export class TcpConnection implements TcpConnectionApi {
       this.sendAck(now);
       this.settle();
     }
+  }
+
+  /**
+   * The owner no longer needs the connection: it finishes its close on its own, and
+   * FIN-WAIT-2 lasts at most config.finWait2TimeoutMs (Linux tcp_fin_timeout) before a RST.
+   */
+  orphan(now: number): void {
+    if (this.orphaned || this.isClosed()) return;
+    this.orphaned = true;
+    if (this.state === 'FIN-WAIT-2') {
+      this.finWait2Since = now;
+      this.armFinWait2();
+    }
+    this.settle();
   }
 
   setNoDelay(noDelay: boolean, now: number): void {
@@ -475,8 +527,12 @@ export class TcpConnection implements TcpConnectionApi {
     const ts = this.tsOk ? seg.options.timestamp : undefined;
 
     if (this.state === 'TIME-WAIT' && (f & (SYN | ACK | RST)) === SYN) {
-      // RFC 6191 section 2: a new incarnation may reuse the tuple if its SYN is newer.
-      const newer = ts !== undefined ? seqGt(ts.value, this.tsRecent) : seqGt(seg.seq, this.rcvNxt);
+      // RFC 6191 section 2: a new incarnation may reuse the tuple if its SYN is newer: by
+      // timestamp, or by sequence number where the timestamps are equal or absent.
+      const newer =
+        ts !== undefined
+          ? seqGt(ts.value, this.tsRecent) || (ts.value >>> 0 === this.tsRecent && seqGt(seg.seq, this.rcvNxt))
+          : seqGt(seg.seq, this.rcvNxt);
       if (newer) {
         this.terminate(null);
         return true;
@@ -632,8 +688,11 @@ export class TcpConnection implements TcpConnectionApi {
 
     if (this.finAcked()) {
       const st = this.state;
-      if (st === 'FIN-WAIT-1') this.state = 'FIN-WAIT-2';
-      else if (st === 'CLOSING') this.enterTimeWait(now);
+      if (st === 'FIN-WAIT-1') {
+        this.state = 'FIN-WAIT-2';
+        this.finWait2Since = now;
+        if (this.orphaned) this.armFinWait2();
+      } else if (st === 'CLOSING') this.enterTimeWait(now);
       else if (st === 'LAST-ACK') {
         this.terminate(null);
         return false;
@@ -846,7 +905,14 @@ export class TcpConnection implements TcpConnectionApi {
     this.output(now, false);
     if (this.ackState === ACK_NOW) this.sendAck(now);
     else if (this.ackState === ACK_DELAYED && this.ackAt === Infinity) this.ackAt = now + this.config.delayedAckMs;
-    if (this.sendBlocked && this.sendSpace > 0 && (this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT')) {
+    // Wake a blocked writer only for a useful amount of space (as Linux's
+    // sk_stream_write_space), not for the few segments each ACK frees.
+    const wake = this.config.sendBufferSize >> 2;
+    if (
+      this.sendBlocked &&
+      this.sendSpace >= (wake < SEND_SPACE_WAKE_MAX ? wake : SEND_SPACE_WAKE_MAX) &&
+      (this.state === 'ESTABLISHED' || this.state === 'CLOSE-WAIT')
+    ) {
       this.sendBlocked = false;
       this.events.sendSpace();
     }
@@ -955,7 +1021,12 @@ export class TcpConnection implements TcpConnectionApi {
 
   private payloadMss(): number {
     // Leave room for SACK blocks when we hold out-of-order data (RFC 2018 section 3).
-    return this.asm !== null && this.asm.count > 0 ? this.sndMss - 36 : this.sndMss;
+    const mss = this.asm !== null && this.asm.count > 0 ? this.sndMss - 36 : this.sndMss;
+    // At most half the peer's largest window (Linux tcp_bound_to_half_wnd): one segment
+    // filling the whole window would leave the peer's delayed-ACK timer to release it.
+    const wnd = this.maxSndWnd;
+    const cap = wnd > DEFAULT_PEER_MSS ? wnd >>> 1 : wnd;
+    return cap > 0 && cap < mss ? Math.max(cap, MIN_SEGMENT_PAYLOAD) : mss;
   }
 
   private sendData(seq: number, len: number, fin: boolean, push: boolean, now: number): void {
@@ -1074,28 +1145,32 @@ export class TcpConnection implements TcpConnectionApi {
   /** A segment with the usual ACK, window and options. */
   private emit(seq: number, flags: number, payload: Uint8Array | Uint8Array[], len: number, now: number): void {
     let options = NO_OPTIONS;
-    if (this.tsOk) options = { timestamp: { value: this.tsNow(now), echo: this.tsRecent } };
     if (this.sackOk && this.asm !== null && this.asm.count > 0) {
-      if (options === NO_OPTIONS) options = {};
+      options = {};
+      if (this.tsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent };
       // RFC 2018 section 3: at most 3 blocks alongside timestamps, else 4.
       options.sack = this.asm.sackBlocks(this.tsOk ? 3 : 4);
+    } else if (this.tsOk) {
+      SCRATCH_TS.value = this.tsNow(now);
+      SCRATCH_TS.echo = this.tsRecent;
+      options = SCRATCH_TS_OPTIONS;
     }
     this.lastAckSent = this.rcvNxt;
     this.unackedBytes = 0;
     this.ackState = ACK_NONE;
     this.stats.segmentsOut++;
-    this.env.output(this.tuple, {
-      srcPort: this.tuple.localPort,
-      dstPort: this.tuple.remotePort,
-      seq,
-      ack: this.rcvNxt,
-      flags,
-      window: this.windowField(),
-      urgent: 0,
-      options,
-      payload,
-      payloadLength: len,
-    });
+    const seg = SCRATCH_SEGMENT;
+    seg.srcPort = this.tuple.localPort;
+    seg.dstPort = this.tuple.remotePort;
+    seg.seq = seq;
+    seg.ack = this.rcvNxt;
+    seg.flags = flags;
+    seg.window = this.windowField();
+    seg.options = options;
+    seg.payload = payload;
+    seg.payloadLength = len;
+    this.env.output(this.tuple, seg);
+    seg.payload = EMPTY;
   }
 
   /** A bare control segment (RST) without options. */
@@ -1201,7 +1276,22 @@ export class TcpConnection implements TcpConnectionApi {
     return Math.min(this.config.persistMaxMs, Math.max(this.config.minRtoMs, this.rtt.current(this.backoff)));
   }
 
+  private armFinWait2(): void {
+    const due = this.finWait2Since + this.config.finWait2TimeoutMs;
+    if (due < this.rtxAt) this.rtxAt = due;
+  }
+
   private onRtxTimer(now: number): void {
+    if (this.state === 'FIN-WAIT-2' && this.orphaned) {
+      const due = this.finWait2Since + this.config.finWait2TimeoutMs;
+      if (now < due) this.rtxAt = due;
+      else {
+        // As Linux does when tcp_fin_timeout expires: the peer learns by a RST.
+        this.emitRaw(this.sndMax, 0, RST);
+        this.terminate('ETIMEDOUT');
+      }
+      return;
+    }
     if (this.state === 'TIME-WAIT') {
       const due = this.rtxBase + this.config.timeWaitMs;
       if (now < due) this.rtxAt = due;

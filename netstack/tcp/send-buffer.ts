@@ -5,6 +5,14 @@
 const SMALL_WRITE = 512;
 const TAIL_CAPACITY = 8192;
 
+/**
+ * A plain Uint8Array view: callers often pass Buffers, whose subarray() goes through the
+ * species constructor (a FastBuffer per segment).
+ */
+function view(c: Uint8Array, start: number, len: number): Uint8Array {
+  return new Uint8Array(c.buffer, c.byteOffset + start, len);
+}
+
 export class SendBuffer {
   private chunks: Uint8Array[] = [];
   /** Index of the first live chunk. */
@@ -102,8 +110,8 @@ export class SendBuffer {
     this.curPos = pos;
     const c = chunks[idx]!;
     const start = offset - pos;
-    if (start + len <= c.length) return start === 0 && len === c.length ? c : c.subarray(start, start + len);
-    const out: Uint8Array[] = [c.subarray(start)];
+    if (start + len <= c.length) return start === 0 && len === c.length ? c : view(c, start, len);
+    const out: Uint8Array[] = [view(c, start, c.length - start)];
     let rest = len - (c.length - start);
     while (rest > 0) {
       idx++;
@@ -112,7 +120,7 @@ export class SendBuffer {
         out.push(d);
         rest -= d.length;
       } else {
-        out.push(d.subarray(0, rest));
+        out.push(view(d, 0, rest));
         rest = 0;
       }
     }

@@ -55,7 +55,10 @@ export interface TcpConnectionEvents {
 
 /** What a connection needs from the stack around it. */
 export interface TcpEnv {
-  /** Emit one segment for this connection's four-tuple, now. The stack serialises it at once. */
+  /**
+   * Emit one segment for this connection's four-tuple, now. The stack serialises it at
+   * once: the record and its options may be reused by the caller after the call returns.
+   */
   output(tuple: FourTuple, segment: TcpSegmentOut): void;
   /** The connection's next deadline changed; the stack reschedules its single timer. */
   deadlineChanged(conn: TcpConnectionLike): void;
@@ -81,14 +84,21 @@ export interface TcpConnectionApi extends TcpConnectionLike {
    * Queue bytes for sending; returns how many were accepted (0..length) given the send
    * buffer's space. The connection may keep a reference to `data`: callers must not
    * modify it afterwards. Segments go out at once where the window and Nagle allow.
+   * `end` (if every byte was accepted) also queues the FIN, as shutdown() would, so that
+   * it can ride on the last data segment.
    */
-  send(data: Uint8Array, now: number): number;
+  send(data: Uint8Array, now: number, end?: boolean): number;
   /** Free space in the send buffer. */
   readonly sendSpace: number;
   /** Bytes accepted by send() and not yet acknowledged by the peer. */
   readonly sendBuffered: number;
   /** Half-close: FIN after all queued data (RFC 9293 section 3.10.4). */
   shutdown(now: number): void;
+  /**
+   * The owner is gone (a destroyed socket whose FIN is still on its way): the connection
+   * finishes its close alone, and FIN-WAIT-2 is bounded by TcpConfig.finWait2TimeoutMs.
+   */
+  orphan?(now: number): void;
   /** Abort: RST if synchronized, then CLOSED; emits closed(null) (RFC 9293 section 3.10.5). */
   abort(now: number): void;
   /** The owner has consumed `bytes` of delivered data: reopen the receive window. */

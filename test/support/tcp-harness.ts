@@ -48,7 +48,14 @@ export class RecordingEnv implements TcpEnv {
   deadlineChanges = 0;
   output(tuple: FourTuple, seg: TcpSegmentOut): void {
     // The stack serialises at once: snapshot the payload so later buffer reuse cannot matter.
-    const copy: TcpSegmentOut = { ...seg, payload: payloadOf(seg).slice() };
+    // The record and its options are reused by the connection after output() returns.
+    const o = seg.options;
+    const options = {
+      ...o,
+      ...(o.timestamp !== undefined ? { timestamp: { ...o.timestamp } } : {}),
+      ...(o.sack !== undefined ? { sack: o.sack.map((b) => ({ ...b })) } : {}),
+    };
+    const copy: TcpSegmentOut = { ...seg, options, payload: payloadOf(seg).slice() };
     this.out.push({ tuple, seg: copy });
   }
   deadlineChanged(): void {
