@@ -141,7 +141,8 @@ export class Stack implements UdpHost, PingHost {
   private ipId = 0;
   private resolver: LookupFunction;
   private readonly random: Random;
-  private readonly ephemeral: readonly [number, number];
+  /** The ephemeral port range (StackOptions.ephemeralPorts). */
+  readonly ephemeralPorts: readonly [number, number];
   private readonly udpSockets = new Map<number, UdpReceiver>();
   private readonly reassembler: Reassembler;
   private readonly icmpLimiter: RateLimiter;
@@ -173,7 +174,7 @@ export class Stack implements UdpHost, PingHost {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.verifyChecksums = options.verifyChecksums ?? true;
     this.random = options.seed !== undefined ? mulberry32(options.seed) : Math.random;
-    this.ephemeral = options.ephemeralPorts ?? DEFAULT_EPHEMERAL_PORTS;
+    this.ephemeralPorts = options.ephemeralPorts ?? DEFAULT_EPHEMERAL_PORTS;
     this.logger = options.logger ?? createLogger({ fields: { stack: options.address } });
     this.resolver = options.lookup ?? literalOnly;
     this.icmpLimiter = new RateLimiter(this.limits.icmpErrorsPerSecond, this.limits.icmpErrorBurst);
@@ -622,7 +623,7 @@ export class Stack implements UdpHost, PingHost {
 
   /** A free port in the ephemeral range (random start, then linear), or 0. */
   pickEphemeral(inUse: (port: number) => boolean): number {
-    const [first, last] = this.ephemeral;
+    const [first, last] = this.ephemeralPorts;
     const span = last - first + 1;
     const start = Math.floor(this.random() * span);
     for (let i = 0; i < span; i++) {

@@ -2,7 +2,6 @@
 // for the rest (RFC 9293 section 3.10.7.1), ephemeral ports, and the TcpHost surface.
 
 import type { StackCounters } from './counters.js';
-import { DEFAULT_EPHEMERAL_PORTS } from './options.js';
 import type { Timed } from './timer-heap.js';
 import { mssForMtu, tcpConfig, type TcpConfig } from './tcp/config.js';
 import { TcpConnection } from './tcp/connection.js';
@@ -39,8 +38,8 @@ export interface TcpStackEnv {
   unschedule(item: Timed): void;
   drop(reason: string, n?: number): void;
   pickEphemeral(inUse: (port: number) => boolean): number;
-  /** The stack's ephemeral range (StackOptions.ephemeralPorts); the default if absent. */
-  readonly ephemeralPorts?: readonly [number, number];
+  /** The stack's ephemeral range (StackOptions.ephemeralPorts). */
+  readonly ephemeralPorts: readonly [number, number];
 }
 
 const SLAB_BYTES = 64 * 1024;
@@ -49,21 +48,6 @@ const SLAB_MAX_PACKET = 16 * 1024;
 /** Remote half of the four-tuple as one number (48 bits: address and port). */
 function remoteKey(address: number, port: number): number {
   return address * 0x10000 + port;
-}
-
-/**
- * The range pickEphemeral walks, for a stack that does not expose `ephemeralPorts`:
- * one pass over it that accepts no port (done once per stack).
- */
-function ephemeralRangeOf(stack: TcpStackEnv): readonly [number, number] {
-  let first = 0xffff;
-  let last = 1;
-  stack.pickEphemeral((p) => {
-    if (p < first) first = p;
-    if (p > last) last = p;
-    return true;
-  });
-  return first <= last ? [first, last] : DEFAULT_EPHEMERAL_PORTS;
 }
 
 /** States that count as an open connection for idleness (everything but TIME-WAIT/CLOSED). */
@@ -89,7 +73,7 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
     overrides: Partial<TcpConfig>,
   ) {
     this.localAddress = stack.localAddress;
-    this.ports = new EphemeralPorts(stack.ephemeralPorts ?? ephemeralRangeOf(stack));
+    this.ports = new EphemeralPorts(stack.ephemeralPorts);
     this.config = tcpConfig({ mss: mssForMtu(stack.mtu), ...overrides });
     if (this.config.mss > stack.mtu - 40) throw new RangeError(`tcp.mss ${this.config.mss} does not fit mtu ${stack.mtu}`);
   }

@@ -157,36 +157,27 @@ function abortConnection(conn: TcpConnectionApi, tcp: TcpHost): void {
   if (conn.state !== 'CLOSED') conn.abort(tcp.now());
 }
 
-/** How long a destroyed socket's connection may take to finish its close (Linux tcp_fin_timeout). */
-const ORPHAN_TIMEOUT_MS = 60_000;
-
 /**
  * A destroyed socket whose FIN is queued: like a closed kernel socket, the connection
- * delivers what was written, resets if the peer sends more data, and is reset if it has
- * not finished within ORPHAN_TIMEOUT_MS.
+ * delivers what was written and resets if the peer sends more data; the connection
+ * itself is reset if its close does not finish in time (TcpConnection.orphan, Linux's
+ * tcp_fin_timeout).
  */
 class OrphanedConnEvents implements TcpConnectionEvents {
-  private timer: ReturnType<typeof setTimeout> | null;
+  private reset = false;
   constructor(
     private readonly conn: TcpConnectionApi,
     private readonly tcp: TcpHost,
-  ) {
-    this.timer = setTimeout(abortConnection, ORPHAN_TIMEOUT_MS, conn, tcp);
-    this.timer.unref();
-  }
+  ) {}
   established(): void {}
   data(): void {
-    if (this.timer === null) return;
-    clearTimeout(this.timer);
-    this.timer = null;
+    if (this.reset) return;
+    this.reset = true;
     process.nextTick(abortConnection, this.conn, this.tcp);
   }
   fin(): void {}
   sendSpace(): void {}
-  closed(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-  }
+  closed(): void {}
 }
 
 function drainInbox(socket: NetSocket): void {
@@ -710,6 +701,7 @@ export class NetSocket extends Duplex {
           this._shutdownSent = true;
           conn.shutdown(tcp.now());
         }
+        conn.orphan?.(tcp.now());
       }
     }
     if (pendingCb !== null) pendingCb(error ?? codedError('ERR_STREAM_DESTROYED', 'Cannot call write after a stream was destroyed'));
