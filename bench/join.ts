@@ -9,6 +9,7 @@ import net from 'node:net';
 import { exec, NetNs } from '../test/support/join-netns.js';
 import { World, interopBlocker } from '../test/support/interop-netns.js';
 import { bulk } from './netstack.js';
+import { HOST_TCP_BUFFERS } from '../hostfn/netstack-bundle.js';
 import type { BenchRow } from './report.js';
 
 const GROUP = 'join';
@@ -166,7 +167,8 @@ export async function runJoinBench(opts: { quick: boolean }): Promise<BenchRow[]
     const n = mtu === 1500 ? bytes / 4 : bytes;
     let w: World;
     try {
-      w = await World.start({ mtu, dev: 'imbench0' });
+      // the host's TCP buffers are those of a real host function (hostfn/netstack-bundle.ts)
+      w = await World.start({ mtu, dev: 'imbench0', hostTcp: { ...HOST_TCP_BUFFERS } });
     } catch (err) {
       rows.push(skipRow(`kernel through TUN + relay, MTU ${mtu}`, (err as Error).message.split('\n')[0]!));
       continue;

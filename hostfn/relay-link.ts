@@ -3,6 +3,7 @@
 // Independent of the host runtime: `imach join` reuses it for a TUN device.
 
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { RawData } from 'ws';
 import type { Link, PacketHandler } from '../netstack/link/link.js';
@@ -146,6 +147,8 @@ export class RelayLink implements Link {
   readonly options: Required<Omit<RelayLinkOptions, 'logger'>>;
   private readonly log: Logger;
   private ws: WebSocket | null = null;
+  /** The WebSocket's TCP socket: a frame of several packets is written as a gather list. */
+  private socket: Duplex | null = null;
   private _welcome: Welcome | null = null;
   private _state: RelayLinkState = 'connecting';
   private receiveHandler: PacketHandler | null = null;
@@ -208,7 +211,7 @@ export class RelayLink implements Link {
       link.finish(r);
       return r;
     }
-    link.attach(r.ws, r.welcome);
+    link.attach(r.ws, r.welcome, r.socket);
     return link;
   }
 
@@ -353,6 +356,9 @@ export class RelayLink implements Link {
   private flush(ws: WebSocket | null = this.ws): void {
     if (!ws || ws.readyState !== WebSocket.OPEN || this._state === 'reconnecting') return;
     const max = this.options.maxBatchBytes;
+    const socket = ws === this.ws ? this.socket : null;
+    // one writev for all the frames of this flush
+    socket?.cork();
     while (this.queueHead < this.queue.length) {
       let n = 0;
       let bytes = 0;
@@ -362,21 +368,23 @@ export class RelayLink implements Link {
         n++;
         bytes += len;
       }
-      const frame = n === 1 ? this.queue[this.queueHead]! : concat(this.queue, this.queueHead, n, bytes);
+      if (n === 1) ws.send(this.queue[this.queueHead]!, { binary: true });
+      else if (socket !== null && bytes >= n * GATHER_MIN_AVERAGE) writeGathered(socket, this.queue, this.queueHead, n, bytes);
+      else ws.send(concat(this.queue, this.queueHead, n, bytes), { binary: true });
       for (let i = 0; i < n; i++) this.queue[this.queueHead + i] = EMPTY;
       this.queueHead += n;
       this.queueBytes -= bytes;
-      ws.send(frame, { binary: true });
       this.counters.framesOut++;
       this.counters.packetsOut += n;
       this.counters.bytesOut += bytes;
     }
+    socket?.uncork();
     this.queue = [];
     this.queueHead = 0;
     this.queueBytes = 0;
   }
 
-  private async dial(): Promise<{ ws: WebSocket; welcome: Welcome } | RelayLinkError> {
+  private async dial(): Promise<{ ws: WebSocket; welcome: Welcome; socket: Duplex | null } | RelayLinkError> {
     let token: string;
     try {
       token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
@@ -391,6 +399,7 @@ export class RelayLink implements Link {
     }
     return new Promise((resolve) => {
       let settled = false;
+      let socket: Duplex | null = null;
       const ws = new WebSocket(url, SUBPROTOCOL, {
         headers: { authorization: `Bearer ${token}` },
         perMessageDeflate: false,
@@ -401,7 +410,7 @@ export class RelayLink implements Link {
         // ends skip the XOR pass over every payload byte (ws skips all-zero masks).
         generateMask: zeroMask,
       });
-      const done = (r: { ws: WebSocket; welcome: Welcome } | RelayLinkError) => {
+      const done = (r: { ws: WebSocket; welcome: Welcome; socket: Duplex | null } | RelayLinkError) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
@@ -434,6 +443,8 @@ export class RelayLink implements Link {
         });
         res.on('error', () => done({ kind: 'http', status, message: `relay refused join: HTTP ${status}` }));
       });
+      // the response of an upgrade is parsed on the socket the WebSocket then uses
+      ws.once('upgrade', (res: IncomingMessage) => (socket = res.socket));
       ws.on('error', (e: Error) => done({ kind: 'network', message: `cannot reach relay ${url}: ${e.message}` }));
       ws.on('close', (code, reason) =>
         done({ kind: 'closed', message: `relay closed during join (${code} ${reason.toString()})` }),
@@ -446,7 +457,7 @@ export class RelayLink implements Link {
           return done({ kind: 'protocol', message: `relay error: ${m.code} ${m.message}` });
         }
         if (m.type !== 'welcome') return done({ kind: 'protocol', message: `expected welcome, got ${m.type}` });
-        done({ ws, welcome: m });
+        done({ ws, welcome: m, socket });
       };
       const stash = (data: RawData, isBinary: boolean) => {
         const size = rawLength(data);
@@ -462,12 +473,13 @@ export class RelayLink implements Link {
     });
   }
 
-  private attach(ws: WebSocket, welcome: Welcome): void {
+  private attach(ws: WebSocket, welcome: Welcome, socket: Duplex | null): void {
     if (this._welcome && welcome.address !== this._welcome.address) {
       this.log.warn('address changed on reconnect', { was: this._welcome.address, now: welcome.address });
     }
     this._welcome = welcome;
     this.ws = ws;
+    this.socket = socket;
     this.attempt = 0;
     this.lastHeard = Date.now();
     ws.removeAllListeners('error');
@@ -552,6 +564,7 @@ export class RelayLink implements Link {
     if (ws !== this.ws) return;
     this.stopPing();
     this.ws = null;
+    this.socket = null;
     if (this._state === 'closed') return;
     if (code === CLOSE_REPLACED) {
       // Another session joined as this host: reconnecting would only push it out again.
@@ -599,7 +612,7 @@ export class RelayLink implements Link {
     }
     this.counters.reconnects++;
     this.log.info('reconnected to relay', { address: r.welcome.address, session: r.welcome.session });
-    this.attach(r.ws, r.welcome);
+    this.attach(r.ws, r.welcome, r.socket);
   }
 
   private isClosed(): boolean {
@@ -629,6 +642,7 @@ export class RelayLink implements Link {
     this.queueBytes = 0;
     const ws = this.ws;
     this.ws = null;
+    this.socket = null;
     if (ws && ws.readyState !== WebSocket.OPEN) ws.terminate();
     if (err) this.log.warn('relay link gave up', { kind: err.kind, err: err.message });
     this.setState('closed', err ?? undefined);
@@ -637,6 +651,11 @@ export class RelayLink implements Link {
 }
 
 const EMPTY = new Uint8Array(0);
+/**
+ * Packets of at least this size on average are written as a gather list; smaller ones are
+ * copied into one buffer, which costs less than a socket write per packet.
+ */
+const GATHER_MIN_AVERAGE = 8192;
 /** WebSocket close code the relay uses when a new session for the same host replaces this one. */
 export const CLOSE_REPLACED = 4000;
 
@@ -648,6 +667,33 @@ function concat(list: Uint8Array[], start: number, n: number, bytes: number): Ui
     off += list[i]!.length;
   }
   return out;
+}
+
+/**
+ * Write one binary WebSocket frame holding `n` queued packets without joining them: the
+ * header, then each packet, on a corked socket (one writev). ws writes synchronously to
+ * the same socket (no compression, no Blobs), so frames stay in order with its own.
+ */
+function writeGathered(socket: Duplex, list: Uint8Array[], start: number, n: number, bytes: number): void {
+  socket.write(frameHeader(bytes));
+  for (let i = start; i < start + n; i++) socket.write(list[i]!);
+}
+
+/** RFC 6455 section 5.2: FIN + binary opcode, MASK with an all-zero key (see zeroMask). */
+function frameHeader(len: number): Buffer {
+  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
+  const h = Buffer.alloc(2 + ext + 4);
+  h[0] = 0x82;
+  if (ext === 0) h[1] = 0x80 | len;
+  else if (ext === 2) {
+    h[1] = 0x80 | 126;
+    h.writeUInt16BE(len, 2);
+  } else {
+    h[1] = 0x80 | 127;
+    h.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
+    h.writeUInt32BE(len >>> 0, 6);
+  }
+  return h;
 }
 
 function rawToBytes(data: RawData): Uint8Array {

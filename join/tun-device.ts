@@ -9,7 +9,7 @@ import type { Link, PacketHandler } from '../netstack/link/link.js';
 
 /** What the addon exports (native/tun/tun.c). */
 interface TunAddon {
-  open(name: string, onPackets: (err: NodeJS.ErrnoException | null, packets: Buffer[] | null) => void): TunHandle;
+  open(name: string, onPackets: (err: NodeJS.ErrnoException | null, packets: Uint8Array[] | null) => void): TunHandle;
   write(handle: TunHandle, packet: Uint8Array): number;
   close(handle: TunHandle): void;
   ref(handle: TunHandle, on: boolean): void;

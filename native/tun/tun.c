@@ -1,13 +1,15 @@
 // imach_tun: a minimal Linux TUN device for Node, written against node_api.h only.
 //
-//   open(name, onPackets) -> handle   onPackets(err, packets: Buffer[] | null)
+//   open(name, onPackets) -> handle   onPackets(err, packets: Uint8Array[] | null)
 //   write(handle, packet) -> bytes     throws an Error with .code (EAGAIN, EINVAL, ...)
 //   close(handle)                      idempotent; the kernel removes the device
 //   ref(handle, bool)                  whether an open device keeps the event loop alive
 //
 // The fd is non-blocking and watched with a uv_poll_t: each readable event reads what is
 // queued (at most MAX_BATCH packets, so a flood cannot starve the loop) and hands the
-// batch to JavaScript in one call.
+// batch to JavaScript in one call. Packets are read straight into a slab (an external
+// ArrayBuffer) and handed out as Uint8Array views of it: no copy and no allocation per
+// packet. A slab is freed when the last view of it is collected.
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +26,7 @@
 
 #define MAX_PACKET 65536
 #define MAX_BATCH 64
+#define SLAB_SIZE (1024 * 1024)
 
 typedef struct {
   napi_env env;
@@ -34,7 +37,9 @@ typedef struct {
   uv_poll_t *poll;
   napi_ref callback;
   napi_async_context async;
-  unsigned char *buf;
+  napi_ref slab_ref; // the current slab's ArrayBuffer (NULL: none yet)
+  unsigned char *slab;
+  size_t slab_off;
   char name[IFNAMSIZ];
 } tun_dev;
 
@@ -86,8 +91,42 @@ static void dev_shutdown(tun_dev *dev) {
     napi_async_destroy(dev->env, dev->async);
     dev->async = NULL;
   }
-  free(dev->buf);
-  dev->buf = NULL;
+  if (dev->slab_ref) {
+    napi_delete_reference(dev->env, dev->slab_ref);
+    dev->slab_ref = NULL;
+  }
+  dev->slab = NULL;
+}
+
+static void free_slab(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+// Make sure the current slab has room for a packet of MAX_PACKET bytes; *ab is its ArrayBuffer.
+static int slab_room(tun_dev *dev, napi_value *ab) {
+  napi_env env = dev->env;
+  if (dev->slab != NULL && SLAB_SIZE - dev->slab_off >= MAX_PACKET) {
+    return *ab != NULL || napi_get_reference_value(env, dev->slab_ref, ab) == napi_ok ? 0 : -1;
+  }
+  unsigned char *mem = malloc(SLAB_SIZE);
+  if (mem == NULL) return -1;
+  napi_value fresh;
+  if (napi_create_external_arraybuffer(env, mem, SLAB_SIZE, free_slab, NULL, &fresh) != napi_ok) {
+    free(mem);
+    return -1;
+  }
+  if (dev->slab_ref) napi_delete_reference(env, dev->slab_ref);
+  dev->slab_ref = NULL;
+  if (napi_create_reference(env, fresh, 1, &dev->slab_ref) != napi_ok) {
+    dev->slab = NULL;
+    return -1;
+  }
+  dev->slab = mem;
+  dev->slab_off = 0;
+  *ab = fresh;
+  return 0;
 }
 
 static void dev_finalize(napi_env env, void *data, void *hint) {
@@ -132,8 +171,13 @@ static void read_batch(tun_dev *dev, int status, int events) {
   napi_create_array(env, &batch);
   uint32_t count = 0;
   int read_errno = 0;
+  napi_value ab = NULL;
   while (count < MAX_BATCH) {
-    ssize_t n = read(dev->fd, dev->buf, MAX_PACKET);
+    if (slab_room(dev, &ab) != 0) {
+      read_errno = ENOMEM;
+      break;
+    }
+    ssize_t n = read(dev->fd, dev->slab + dev->slab_off, MAX_PACKET);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) read_errno = errno;
@@ -141,8 +185,10 @@ static void read_batch(tun_dev *dev, int status, int events) {
     }
     if (n == 0) break;
     napi_value pkt;
-    void *copy;
-    if (napi_create_buffer_copy(env, (size_t)n, dev->buf, &copy, &pkt) != napi_ok) break;
+    if (napi_create_typedarray(env, napi_uint8_array, (size_t)n, ab, dev->slab_off, &pkt) != napi_ok) break;
+    // the next packet starts 8-byte aligned
+    dev->slab_off += ((size_t)n + 7) & ~(size_t)7;
+    if (SLAB_SIZE - dev->slab_off < MAX_PACKET) ab = NULL;
     napi_set_element(env, batch, count++, pkt);
   }
   if (count > 0) deliver(dev, null_v, batch);
@@ -211,18 +257,15 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   }
 
   tun_dev *dev = calloc(1, sizeof *dev);
-  unsigned char *buf = malloc(MAX_PACKET);
   uv_poll_t *poll = malloc(sizeof *poll);
-  if (dev == NULL || buf == NULL || poll == NULL) {
+  if (dev == NULL || poll == NULL) {
     free(dev);
-    free(buf);
     free(poll);
     close(fd);
     return throw_errno(env, ENOMEM, "malloc", NULL);
   }
   dev->env = env;
   dev->fd = fd;
-  dev->buf = buf;
   memcpy(dev->name, ifr.ifr_name, IFNAMSIZ);
   dev->name[IFNAMSIZ - 1] = '\0';
 
