@@ -230,7 +230,7 @@ export class RelayServer implements Relay {
     this.domain = options.domain ?? DEFAULT_DOMAIN;
     this.secret = secret;
     this.log = options.logger ?? createLogger('info');
-    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.limits = { ...DEFAULT_LIMITS, ...options.manifest?.relay.limits, ...options.limits };
     this.eventLog = new EventLog(this.limits.eventLogSize);
     // hosts joined by hand take addresses from the upper half of the network
     this.nextDynamic = net.base + Math.floor(net.size / 2) + 1;

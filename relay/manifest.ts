@@ -27,7 +27,11 @@ export interface Manifest {
   network: string;
   prefixLength: number;
   gateway: string;
-  relay: { listen: { host: string; port: number } };
+  relay: {
+    listen: { host: string; port: number };
+    /** per-host ingress limit (`relay.rate`, `relay.burst`); absent: the relay's defaults */
+    limits?: { rateBytesPerSec?: number; rateBurstBytes?: number };
+  };
   hosts: HostSpec[];
 }
 
@@ -99,6 +103,27 @@ export function parseDuration(v: unknown, allowNever: boolean): number | null | 
   if (ms <= 0) return 'a duration must be positive';
   if (ms > 7 * 24 * 3_600_000) return 'a duration must be at most 7 days';
   return ms;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3,
+};
+
+/** A size like '64MiB', '100MB', '1GB' or a plain byte count; with `perSecond`, '512MiB/s'. */
+export function parseSize(v: unknown, perSecond: boolean): number | string {
+  const want = perSecond ? "a rate like '100MB/s', '512MiB/s' or bytes per second" : "a size like '64MiB', '100MB' or bytes";
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v > 0 ? v : `${want}, positive`;
+  if (typeof v !== 'string') return `expected ${want}`;
+  const m = (perSecond ? /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\/s$/ : /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$/).exec(v.trim());
+  if (m === null) return `expected ${want}`;
+  const n = Math.round(Number(m[1]) * SIZE_UNITS[m[2] ?? '']);
+  return n > 0 && Number.isSafeInteger(n) ? n : `expected ${want}, positive`;
+}
+
+function size(v: unknown, field: string, perSecond: boolean): number {
+  const r = parseSize(v, perSecond);
+  if (typeof r === 'string') fail(field, v, r);
+  return r;
 }
 
 function duration(v: unknown, field: string, allowNever: boolean): number | null {
@@ -175,10 +200,13 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
   if (typeof net === 'string') fail('network', networkText, net);
 
   let listen = { ...MANIFEST_DEFAULTS.listen };
+  const limits: NonNullable<Manifest['relay']['limits']> = {};
   if (root.relay !== undefined && root.relay !== null) {
-    if (!isObj(root.relay)) fail('relay', root.relay, 'expected a map with listen');
-    checkKeys(root.relay, 'relay', ['listen']);
+    if (!isObj(root.relay)) fail('relay', root.relay, 'expected a map with listen, rate, burst');
+    checkKeys(root.relay, 'relay', ['listen', 'rate', 'burst']);
     if (root.relay.listen !== undefined) listen = parseListen(root.relay.listen, 'relay.listen');
+    if (root.relay.rate !== undefined) limits.rateBytesPerSec = size(root.relay.rate, 'relay.rate', true);
+    if (root.relay.burst !== undefined) limits.rateBurstBytes = size(root.relay.burst, 'relay.burst', false);
   }
 
   const raws = collectHosts(root.hosts);
@@ -240,7 +268,7 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
     network: net.cidr,
     prefixLength: net.prefixLength,
     gateway: formatAddress(net.gateway),
-    relay: { listen },
+    relay: { listen, limits },
     hosts,
   };
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isManifestError, loadManifest, parseManifest, parseDuration, type Manifest, type ManifestError } from '../../relay/manifest.js';
+import { isManifestError, loadManifest, parseManifest, parseDuration, parseSize, type Manifest, type ManifestError } from '../../relay/manifest.js';
 
 function ok(text: string, base = '/apps/demo'): Manifest {
   const m = parseManifest(text, base);
@@ -70,7 +70,19 @@ hosts:
     assert.equal(m.hosts[0].provider, 'lambda');
   });
 
+  it('reads the per-host rate limit from relay.rate and relay.burst', () => {
+    const m = ok('relay:\n  rate: 100MB/s\n  burst: 2MiB\n');
+    assert.deepEqual(m.relay.limits, { rateBytesPerSec: 100_000_000, rateBurstBytes: 2 * 1024 * 1024 });
+    assert.deepEqual(ok('relay:\n  listen: 127.0.0.1:7000\n').relay.limits, {});
+    assert.equal(parseSize('512MiB/s', true), 512 * 1024 * 1024);
+    assert.equal(parseSize(4096, false), 4096);
+    assert.equal(typeof parseSize('10MB', true), 'string');
+  });
+
   const cases: [string, string, string, unknown][] = [
+    ['bad rate', 'relay:\n  rate: fast\n', 'relay.rate', 'fast'],
+    ['rate without /s', 'relay:\n  rate: 10MB\n', 'relay.rate', '10MB'],
+    ['negative burst', 'relay:\n  burst: -1\n', 'relay.burst', -1],
     ['bad idle', 'hosts:\n  web: {run: w.js, idle: soon}\n', 'hosts.web.idle', 'soon'],
     ['numeric idle without unit', 'hosts:\n  web: {run: w.js, idle: 30}\n', 'hosts.web.idle', 30],
     ['missing run', 'hosts:\n  web: {idle: 30s}\n', 'hosts.web.run', undefined],

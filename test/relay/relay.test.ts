@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRelay, type Relay, type RelayOptions } from '../../relay/index.js';
+import { isManifestError, parseManifest } from '../../relay/manifest.js';
 import { silentLogger } from '../../relay/log.js';
 import { ADMIN_HOST } from '../../relay/protocol.js';
 import { joinRefused, joinRelay, waitFor, type TestHost } from '../support/relay-client.js';
@@ -267,6 +268,18 @@ describe('relay', function () {
       const delivered = b.packets.filter((p) => p.length === 1000).length;
       assert.ok(delivered >= 3 && delivered < 40, `delivered ${delivered}`);
       assert.equal(relay.counters()['hosts.alpha.rate-limited'], 40 - delivered);
+    });
+  });
+
+  it("takes the rate limit from the manifest's relay.rate and relay.burst", async () => {
+    const manifest = parseManifest('relay:\n  rate: 1000B/s\n  burst: 3000\n', '/tmp');
+    assert.ok(!isManifestError(manifest), JSON.stringify(manifest));
+    await withRelay({ mtu: 1500, manifest }, async (relay, join) => {
+      const a = await join('alpha');
+      const b = await join('beta');
+      for (let i = 0; i < 20; i++) a.send(rawPacket(a.address, b.address, 1000, i));
+      await b.until(() => (relay.counters()['rate-limited'] ?? 0) + b.packets.length >= 20, 'all flood packets accounted');
+      assert.ok(b.packets.length >= 3 && b.packets.length < 20, `delivered ${b.packets.length}`);
     });
   });
 
