@@ -43,7 +43,7 @@ export async function token(argv: string[]): Promise<number> {
   const ttlText = str(p, 'ttl');
   const ttl = ttlText !== undefined ? parseDuration(ttlText, '--ttl', 'token') : DEFAULT_TOKEN_TTL_S;
   const mpath = manifestPath(str(p, 'manifest'), false);
-  const s = await secret(stateDir(str(p, 'state-dir'), mpath));
+  const s = await secret(stateDir(str(p, 'state-dir'), mpath), false);
   process.stdout.write(mintToken(s, name, ttl) + '\n');
   return EXIT.ok;
 }
@@ -68,7 +68,7 @@ export async function host(argv: string[]): Promise<number> {
     checkName(name, 'host');
     const ttlText = str(p, 'ttl');
     const ttl = ttlText !== undefined ? parseDuration(ttlText, '--ttl', 'host') : 3600;
-    tok = mintToken(await secret(stateDir(str(p, 'state-dir'), mpath)), name, ttl);
+    tok = mintToken(await secret(stateDir(str(p, 'state-dir'), mpath), false), name, ttl);
   } else {
     name = peekTokenHost(tok) ?? name;
   }

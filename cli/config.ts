@@ -35,13 +35,20 @@ export function stateDir(flagValue: string | undefined, manifest: string | null)
   return manifest ? join(dirname(manifest), STATE_DIR_NAME) : resolve(STATE_DIR_NAME);
 }
 
-/** IMACH_SECRET, or the secret file in the state directory (created on first use if `create`). */
-export async function secret(dir: string, create = true): Promise<string> {
+/** Why a command that only uses the network secret cannot find one. */
+export function noSecretMessage(dir: string): string {
+  return `no network secret in ${dir} (start the relay with imach up, or set ${SECRET_ENV})`;
+}
+
+/**
+ * IMACH_SECRET, or the secret file in the state directory. Only the relay's commands (`up`,
+ * `relay`) create it (`create`); for the others a missing secret is an error, since a new
+ * one would sign tokens the running relay refuses as forged.
+ */
+export async function secret(dir: string, create = false): Promise<string> {
   const fromEnv = process.env[SECRET_ENV];
   if (fromEnv) return fromEnv;
-  if (!create && !existsSync(join(dir, 'secret'))) {
-    throw new CliError(`no network secret in ${dir} (start the relay there first, or set ${SECRET_ENV})`);
-  }
+  if (!create && !existsSync(join(dir, 'secret'))) throw new CliError(noSecretMessage(dir));
   try {
     return await loadOrCreateSecret(dir);
   } catch (e) {

@@ -1,5 +1,6 @@
 // `imach join`: put this machine on the imaginary network through a TUN device.
 
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger, type Logger } from '../hostfn/log.js';
@@ -9,15 +10,16 @@ import { formatExposeTarget, parseExpose, type ExposeSpec } from '../join/expose
 import { formatImpair, parseImpair, type ImpairSpec } from '../join/impair.js';
 import { checkTunPrerequisites } from '../join/preflight.js';
 import { UserspaceSession, parseForward, type ForwardSpec, type UserspaceOptions } from '../join/userspace.js';
-import { loadOrCreateSecret, mintToken } from '../relay/auth.js';
+import { mintToken } from '../relay/auth.js';
 import { isDnsLabel, isManifestError, loadManifest } from '../relay/manifest.js';
-import { DEFAULT_TOKEN_TTL_S } from '../relay/protocol.js';
+import { DEFAULT_TOKEN_TTL_S, SECRET_ENV } from '../relay/protocol.js';
+import { noSecretMessage } from './config.js';
 
 /** Exit codes of `imach join`. */
 export const JOIN_EXIT = {
   /** left on Ctrl-C / SIGTERM, or the relay asked us to leave */
   ok: 0,
-  /** the session failed after it was up (relay gone for good, device error) */
+  /** the session failed after it was up (relay gone for good, device error), or no network secret to mint a token */
   failed: 1,
   /** bad flags or manifest */
   usage: 2,
@@ -49,7 +51,8 @@ hosts reach TCP servers on this machine at its overlay address.
   --manifest <file>   take the relay from the manifest and mint a token with the network
                       secret in the state directory (IMACH_SECRET overrides it)
   --host <name>       host name to join as when minting a token (default: laptop)
-  --state-dir <dir>   where the secret lives (default: .imach beside the manifest)
+  --state-dir <dir>   where the secret lives (default: IMACH_STATE_DIR, else .imach beside
+                      the manifest); join never creates a secret: start the relay first
   --ttl <seconds>     lifetime of a minted token (default: ${DEFAULT_TOKEN_TTL_S})
   --dev <name>        TUN device name (default: ${DEFAULT_DEV})
   --dns               resolve *.<domain> through the relay (systemd-resolved split DNS)
@@ -72,9 +75,9 @@ hosts reach TCP servers on this machine at its overlay address.
 TUN mode needs root (or CAP_NET_ADMIN), /dev/net/tun and the TUN addon. Ctrl-C leaves the
 network and removes the device and its route.
 
-exit codes: 0 left normally, 1 failed while joined, 2 usage, 3 missing prerequisite,
-4 token refused, 5 relay unreachable, 6 interface configuration failed, 7 a userspace
-listener (SOCKS5, --forward, --expose) could not be opened`;
+exit codes: 0 left normally, 1 failed while joined (or no network secret), 2 usage,
+3 missing prerequisite, 4 token refused, 5 relay unreachable, 6 interface configuration
+failed, 7 a userspace listener (SOCKS5, --forward, --expose) could not be opened`;
 
 export interface JoinCliArgs {
   relay?: string;
@@ -192,6 +195,23 @@ function parseListenAddress(text: string): { host: string; port: number } | null
   return { host: m[1] ?? '127.0.0.1', port: Number(m[2]) };
 }
 
+/**
+ * IMACH_SECRET, or the secret file the relay made in the state directory. A missing one is an
+ * error: a secret made here would sign tokens the running relay refuses as forged.
+ */
+async function readSecret(env: NodeJS.ProcessEnv, stateDir: string): Promise<{ value: string; error?: undefined } | { error: string }> {
+  const fromEnv = env[SECRET_ENV];
+  if (fromEnv) return { value: fromEnv };
+  let text: string;
+  try {
+    text = (await readFile(path.join(stateDir, 'secret'), 'utf8')).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { error: noSecretMessage(stateDir) };
+    return { error: `cannot read the network secret in ${stateDir}: ${(err as Error).message}` };
+  }
+  return text.length > 0 ? { value: text } : { error: noSecretMessage(stateDir) };
+}
+
 function isRelayUrl(s: string): boolean {
   try {
     const u = new URL(s);
@@ -265,17 +285,16 @@ export async function runJoin(argv: string[], deps: Partial<JoinCliDeps> = {}): 
       relay = `ws://${h}:${port}`;
     }
     if (token === undefined) {
-      const stateDir = args.stateDir ?? path.join(m.baseDir, '.imach');
-      let secret: string;
-      try {
-        secret = await loadOrCreateSecret(stateDir);
-      } catch (err) {
-        d.err(`imach join: cannot read the network secret in ${stateDir}: ${(err as Error).message}`);
-        return JOIN_EXIT.usage;
+      const stateDir = path.resolve(args.stateDir ?? (d.env.IMACH_STATE_DIR || path.join(m.baseDir, '.imach')));
+      const secret = await readSecret(d.env, stateDir);
+      if (secret.error !== undefined) {
+        d.err(`imach join: ${secret.error}`);
+        return JOIN_EXIT.failed;
       }
+      const key = secret.value;
       const host = args.host;
       const ttl = args.ttl;
-      token = () => mintToken(secret, host, ttl);
+      token = () => mintToken(key, host, ttl);
     }
   }
   if (relay === undefined || token === undefined) {

@@ -3,7 +3,7 @@
 import { LocalProvider } from '../hostfn/local-provider.js';
 import { createLogger, jsonSink, textSink, type Logger } from '../hostfn/log.js';
 import { startRelay, type Manifest, type Relay } from '../relay/index.js';
-import { CliError, EXIT, flag, parseCommand, parseListen, str, type Parsed } from './args.js';
+import { CliError, EXIT, UsageError, flag, parseCommand, parseListen, str, type Parsed } from './args.js';
 import { manifestPath, readManifest, secret, stateDir } from './config.js';
 import { eventLine } from './format.js';
 import { USAGE } from './usage.js';
@@ -14,18 +14,32 @@ interface Running {
   manifest: Manifest | null;
 }
 
+/** The providers `up` and `relay` run hosts with. */
+const AVAILABLE_PROVIDERS: readonly string[] = ['local'];
+
+/** Refuse a manifest whose hosts need a provider this command cannot run (before anything starts). */
+function checkProviders(manifest: Manifest | null): void {
+  for (const h of manifest?.hosts ?? []) {
+    if (!AVAILABLE_PROVIDERS.includes(h.provider)) {
+      throw new CliError(
+        `hosts.${h.name}.provider: ${h.provider}: the ${h.provider === 'lambda' ? 'Lambda' : h.provider} provider is not available yet; use provider: local`,
+      );
+    }
+  }
+}
+
 async function boot(
   p: Parsed,
   command: string,
   mpath: string | null,
+  manifest: Manifest | null,
   log: Logger,
   output: (host: string, stream: 'stdout' | 'stderr', line: string) => void,
 ): Promise<Running> {
   const listenText = str(p, 'listen');
   const listen = listenText !== undefined ? parseListen(listenText, command) : undefined;
-  const manifest = mpath ? await readManifest(mpath) : null;
   const dir = stateDir(str(p, 'state-dir'), mpath);
-  const s = await secret(dir);
+  const s = await secret(dir, true);
   // A warm spare process is only worth its memory when the manifest has local hosts to start.
   const localHosts = manifest?.hosts.some((h) => h.provider === 'local') ?? false;
   const provider = new LocalProvider({ logger: log, output, ...(localHosts ? {} : { warm: 0 }) });
@@ -85,17 +99,13 @@ export async function up(argv: string[]): Promise<number> {
   const out = (line: string) => process.stdout.write(line + '\n');
   // The relay's own log goes to stderr at warn; `up` shows lifecycle events instead.
   const log = createLogger({ level: (process.env.IMACH_LOG_LEVEL as 'debug') ?? 'warn', sink: textSink() });
-  const r = await boot(p, 'up', mpath, log, (host, _s, line) => {
+  const manifest = mpath ? await readManifest(mpath) : null;
+  checkProviders(manifest);
+  const starts = startList(p, manifest);
+  const r = await boot(p, 'up', mpath, manifest, log, (host, _s, line) => {
     if (!quiet) out(`${`[${host}]`.padEnd(12)} ${line}`);
   });
   const hosts = r.manifest?.hosts ?? [];
-  let starts: string[];
-  try {
-    starts = startList(p, r.manifest);
-  } catch (e) {
-    await shutdown(r);
-    throw e;
-  }
   if (json) {
     out(JSON.stringify({ type: 'up', relay: r.relay.url, network: r.relay.network, hosts: hosts.map((h) => ({ name: h.name, address: h.address })) }));
   } else {
@@ -125,7 +135,9 @@ export async function relay(argv: string[]): Promise<number> {
   if (p.help) return help('relay');
   const mpath = manifestPath(str(p, 'manifest'), false);
   const log = createLogger({ sink: jsonSink() });
-  const r = await boot(p, 'relay', mpath, log, (host, stream, line) => log.info('host output', { host, stream, line }));
+  const manifest = mpath ? await readManifest(mpath) : null;
+  checkProviders(manifest);
+  const r = await boot(p, 'relay', mpath, manifest, log, (host, stream, line) => log.info('host output', { host, stream, line }));
   log.info('relay listening', { url: r.relay.url, network: r.relay.network, manifest: mpath ?? undefined, hosts: r.manifest?.hosts.length ?? 0 });
   const sig = await untilSignal();
   log.info('stopping', { signal: sig });
@@ -137,7 +149,7 @@ function startList(p: Parsed, manifest: Manifest | null): string[] {
   const raw = p.values.start;
   const names = (Array.isArray(raw) ? raw : []).flatMap((v) => String(v).split(',')).map((n) => n.trim()).filter(Boolean);
   const known = new Set(manifest?.hosts.map((h) => h.name) ?? []);
-  for (const n of names) if (!known.has(n)) throw new CliError(`--start ${n}: no such host in the manifest`);
+  for (const n of names) if (!known.has(n)) throw new UsageError(`--start ${n}: no such host in the manifest`, 'up');
   return names;
 }
 

@@ -67,7 +67,7 @@ ${ADMIN}
   token: `usage: imach token <name> [options]
 
 Print a join token for host <name> (or @admin for the admin API), signed with the network
-secret.
+secret (IMACH_SECRET, or the one the relay made in the state directory; none is created).
 
   --ttl <duration>      lifetime, e.g. 90s, 15m, 1h, 7d (default 24h)
 ${COMMON}

@@ -31,6 +31,8 @@ export function createHandler(
       return { host: null, code: 2, reason: `bad launch: ${launch.message}` };
     }
     const runtime = new HostRuntime(launch, {
+      // apps may read process.env; the runtime restores it when the run ends, so a warm
+      // container does not pass one host's env (passwords) to the next invocation
       setProcessEnv: true,
       remainingMs: () => context.getRemainingTimeInMillis(),
       ...options,

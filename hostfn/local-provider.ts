@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import type { HostInstance, Provider } from '../relay/provider.js';
 import { createLogger, type Logger } from './log.js';
 import { LAUNCH_ENV, type Launch } from './protocol.js';
@@ -35,7 +35,8 @@ export interface LocalProviderOptions {
   warm?: number;
 }
 
-const MAX_LINE = 8192;
+/** Longest output line passed on; the rest of a longer line is dropped (and counted). */
+export const MAX_LINE = 8192;
 type Output = (host: string, stream: 'stdout' | 'stderr', line: string) => void;
 
 /** A pre-started child: not yet a host. */
@@ -55,6 +56,9 @@ export class LocalProvider implements Provider {
   private readonly spares = new Set<Spare>();
   private readonly warm: number;
   private closed = false;
+  /** starts past the instance check that have not yet joined `live` (spawn in progress) */
+  private reserved = 0;
+  private truncated = 0;
 
   constructor(private readonly options: LocalProviderOptions = {}) {
     this.log = options.logger ?? createLogger({ fields: { component: 'local-provider' } });
@@ -67,24 +71,31 @@ export class LocalProvider implements Provider {
   }
 
   async start(launch: Launch): Promise<HostInstance> {
-    if (this.live.size >= (this.options.maxInstances ?? 256)) {
-      throw new Error(`local provider: ${this.live.size} host functions already running`);
+    const max = this.options.maxInstances ?? 256;
+    if (this.live.size + this.reserved >= max) {
+      throw new Error(`local provider: ${this.live.size + this.reserved} host functions already running (max ${max})`);
     }
-    const spare = this.takeSpare();
+    // The slot is taken before the first await, so concurrent starts cannot all pass the check.
+    this.reserved++;
     let inst: LocalInstance;
-    if (spare !== null) {
-      inst = this.launchSpare(spare, launch);
-    } else {
-      const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), this.mainPath], {
-        env: { ...process.env, ...this.options.env, [LAUNCH_ENV]: JSON.stringify(launch) },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', () => resolve());
-        child.once('error', (e) => reject(new Error(`cannot start ${launch.host}: ${e.message}`)));
-      });
-      this.pipeOutput(child, () => launch.host);
-      inst = new LocalInstance(child, launch.host, this.options.stopGraceMs ?? 5000);
+    const spare = this.takeSpare();
+    try {
+      if (spare !== null) {
+        inst = this.launchSpare(spare, launch);
+      } else {
+        const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), this.mainPath], {
+          env: { ...process.env, ...this.options.env, [LAUNCH_ENV]: JSON.stringify(launch) },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        await new Promise<void>((resolve, reject) => {
+          child.once('spawn', () => resolve());
+          child.once('error', (e) => reject(new Error(`cannot start ${launch.host}: ${e.message}`)));
+        });
+        this.pipeOutput(child, () => launch.host);
+        inst = new LocalInstance(child, launch.host, this.options.stopGraceMs ?? 5000);
+      }
+    } finally {
+      this.reserved--;
     }
     this.live.add(inst);
     void inst.exited.then(() => this.live.delete(inst));
@@ -108,6 +119,11 @@ export class LocalProvider implements Provider {
 
   get running(): number {
     return this.live.size;
+  }
+
+  /** Output lines cut at MAX_LINE characters so far (the rest of each was dropped). */
+  get truncatedLines(): number {
+    return this.truncated;
   }
 
   /** Spares alive now (pre-started, not yet hosts). */
@@ -136,13 +152,16 @@ export class LocalProvider implements Provider {
       ['stderr', child.stderr],
     ] as const) {
       if (!stream) continue;
-      const rl = createInterface({ input: stream, crlfDelay: Infinity });
-      rl.on('line', (line) => {
-        const text = line.length > MAX_LINE ? line.slice(0, MAX_LINE) + '…' : line;
+      const lines = new LineSplitter(MAX_LINE, (line, truncated) => {
+        if (truncated) this.truncated++;
+        const text = truncated ? line + '…' : line;
         const h = host();
         if (h !== null) this.output(h, name, text);
         else this.log.debug('warm host function says', { stream: name, line: text });
       });
+      stream.on('data', (chunk: Buffer) => lines.push(chunk));
+      stream.once('end', () => lines.end());
+      stream.on('error', () => lines.end());
     }
   }
 
@@ -278,4 +297,66 @@ class LocalInstance implements HostInstance {
     await this.exited;
     clearTimeout(t);
   }
+}
+
+/**
+ * Splits a byte stream into UTF-8 lines (LF or CRLF) holding at most `max` characters of the
+ * current line: a longer line is passed on cut at `max` as soon as it reaches it, and the
+ * rest of it up to the next newline is dropped, so output without newlines costs no memory.
+ */
+export class LineSplitter {
+  private readonly decoder = new StringDecoder('utf8');
+  private buf = '';
+  /** the current line was already passed on cut: drop until its newline */
+  private dropping = false;
+  private ended = false;
+
+  constructor(
+    private readonly max: number,
+    private readonly emit: (line: string, truncated: boolean) => void,
+  ) {}
+
+  push(chunk: Uint8Array): void {
+    if (this.ended) return;
+    this.take(this.decoder.write(chunk));
+  }
+
+  /** The stream ended: pass on a last line that had no newline. */
+  end(): void {
+    if (this.ended) return;
+    this.take(this.decoder.end());
+    this.ended = true;
+    if (!this.dropping && this.buf.length > 0) this.emit(stripCr(this.buf), false);
+    this.buf = '';
+  }
+
+  private take(text: string): void {
+    let from = 0;
+    while (from < text.length) {
+      const nl = text.indexOf('\n', from);
+      const stop = nl < 0 ? text.length : nl;
+      if (!this.dropping) {
+        const endsInCr = stop > from ? text.charCodeAt(stop - 1) === 13 : this.buf.endsWith('\r');
+        // a last CR may be the first half of a CRLF: it does not count against the cap
+        const length = this.buf.length + (stop - from) - (endsInCr ? 1 : 0);
+        if (length <= this.max) {
+          this.buf += text.slice(from, stop);
+        } else {
+          const line = (this.buf + text.slice(from, from + this.max - this.buf.length + 1)).slice(0, this.max);
+          this.buf = '';
+          this.dropping = true;
+          this.emit(line, true);
+        }
+      }
+      if (nl < 0) break;
+      if (!this.dropping) this.emit(stripCr(this.buf), false);
+      this.buf = '';
+      this.dropping = false;
+      from = nl + 1;
+    }
+  }
+}
+
+function stripCr(line: string): string {
+  return line.endsWith('\r') ? line.slice(0, -1) : line;
 }

@@ -61,7 +61,11 @@ export type HostApp = (ctx: HostContext) => unknown;
 
 export interface RunHostOptions {
   logger?: Logger;
-  /** Copy the launch env into process.env (local child processes). Default false. */
+  /**
+   * Copy the launch env into process.env for the run; the environment as it was before is
+   * restored exactly when the run ends (a warm Lambda container runs other hosts next).
+   * Default false.
+   */
   setProcessEnv?: boolean;
   /** Time left before the platform kills us (Lambda); the runtime drains before it. */
   remainingMs?: () => number;
@@ -101,6 +105,8 @@ export class HostRuntime {
   private resolveExit!: (e: HostExit) => void;
   private readonly exit: Promise<HostExit>;
   private pendingDrain: { reason: string; graceMs: number } | null = null;
+  /** process.env before setProcessEnv changed it (null: untouched) */
+  private savedEnv: Record<string, string | undefined> | null = null;
   /** Wakes resumeWhenReady when a server or UDP socket of the app starts listening. */
   private listenWake: (() => void) | null = null;
 
@@ -146,7 +152,10 @@ export class HostRuntime {
 
   private async start(): Promise<void> {
     const { launch } = this;
-    if (this.options.setProcessEnv) for (const [k, v] of Object.entries(launch.env)) process.env[k] = v;
+    if (this.options.setProcessEnv) {
+      this.savedEnv = { ...process.env };
+      for (const [k, v] of Object.entries(launch.env)) process.env[k] = v;
+    }
 
     const t0 = performance.now();
     const factory = this.options.createStack ?? defaultStackFactory;
@@ -199,9 +208,10 @@ export class HostRuntime {
     const ctx: HostContext = {
       net: trackServers(stack.net, 'createServer', (s) => {
         this.servers.add(s);
-        onListening(s, () => this.listenWake?.());
+        onEvent(s, 'listening', () => this.listenWake?.());
+        onEvent(s, 'close', () => this.servers.delete(s));
       }),
-      dgram: trackServers(stack.dgram, 'createSocket', (s) => onListening(s, () => this.listenWake?.())),
+      dgram: trackServers(stack.dgram, 'createSocket', (s) => onEvent(s, 'listening', () => this.listenWake?.())),
       dns,
       host: { name: launch.host, address: welcome.address },
       signal: this.abort.signal,
@@ -222,9 +232,12 @@ export class HostRuntime {
         processUptimeMs: Math.round(process.uptime() * 1000),
       });
     });
-    if (this.pendingDrain) {
-      const { reason, graceMs } = this.pendingDrain;
-      void result.finally(() => this.drain(reason, graceMs)).catch(() => {});
+    const pending = this.pendingDrain;
+    if (pending !== null) {
+      // asked to drain while starting: the app has registered its abort listeners by now
+      // (it ran up to its first await in the microtask above), so it sees the signal fire
+      this.pendingDrain = null;
+      queueMicrotask(() => this.drain(pending.reason, pending.graceMs));
     }
     result
       .then(
@@ -342,8 +355,23 @@ export class HostRuntime {
     } catch (e) {
       this.log.warn('stack close failed', { err: e as Error });
     }
+    this.restoreEnv();
     this.log.info('host ended', { code, reason });
     this.resolveExit({ code, reason });
+  }
+
+  /** Put process.env back exactly as it was before the run (keys added by the launch or the app go). */
+  private restoreEnv(): void {
+    const saved = this.savedEnv;
+    if (saved === null) return;
+    this.savedEnv = null;
+    for (const k of Object.keys(process.env)) if (!Object.hasOwn(saved, k)) delete process.env[k];
+    for (const [k, v] of Object.entries(saved)) if (v !== undefined && process.env[k] !== v) process.env[k] = v;
+  }
+
+  /** Servers the app created and has not closed (closed on drain). */
+  get openServers(): number {
+    return this.servers.size;
   }
 }
 
@@ -360,10 +388,10 @@ async function loadApp(run: string): Promise<HostApp> {
   return fn as HostApp;
 }
 
-/** Call `fn` on an emitter's first 'listening' event (net.Server, dgram.Socket). */
-function onListening(s: unknown, fn: () => void): void {
+/** Call `fn` on an emitter's first `event` (net.Server, dgram.Socket). */
+function onEvent(s: unknown, event: string, fn: () => void): void {
   const once = (s as { once?: unknown }).once;
-  if (typeof once === 'function') (once as (e: string, f: () => void) => unknown).call(s, 'listening', fn);
+  if (typeof once === 'function') (once as (e: string, f: () => void) => unknown).call(s, event, fn);
 }
 
 /** Wrap a facade so every object made by `method` is reported (to close listeners on drain). */

@@ -133,6 +133,8 @@ export class AdminApi {
     if (this.followers >= this.maxFollowers) return send(res, 503, { error: 'too many event followers' });
     this.followers++;
     res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Cache-Control': 'no-store' });
+    // the client learns at once that it is following, even before the first event
+    res.flushHeaders();
     for (const e of this.relay.events()) res.write(JSON.stringify(e) + '\n');
     const off = this.relay.onEvent((e) => {
       // a follower that cannot keep up is cut off rather than buffered without bound

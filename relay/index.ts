@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { EventLog, type HostState, type RelayEvent } from './events.js';
 import { Gateway } from './gateway.js';
 import { HostEntry } from './host.js';
-import { LifecycleController, type LifecycleLimits } from './lifecycle.js';
+import { LifecycleController, formatDuration, type LifecycleLimits } from './lifecycle.js';
 import { createLogger, type Logger } from './log.js';
 import { isDnsLabel, type Manifest } from './manifest.js';
 import { MALFORMED_REASONS, checkPacket, describePacket, isAllocationSignal, isTcpSynOnly, readDst, readSrc } from './packet.js';
@@ -55,8 +55,14 @@ export interface RelayLimits extends LifecycleLimits {
   rateBurstBytes: number;
   /** connected sessions at once */
   maxSessions: number;
-  /** hosts joined by hand (dynamic addresses) remembered at once */
+  /**
+   * hosts joined by hand (dynamic addresses) remembered at once; when full, the one gone
+   * longest is forgotten to make room for a new name (one still connected or in its
+   * reconnect window never is)
+   */
   maxDynamicHosts: number;
+  /** a host joined by hand that has been gone (cold) this long is forgotten: name and address are free again */
+  dynamicForgetMs: number;
   /** entries kept in the event ring log */
   eventLogSize: number;
   /** WebSocket ping interval; two missed pongs close a session */
@@ -77,6 +83,7 @@ export const DEFAULT_LIMITS: RelayLimits = {
   rateBurstBytes: 64 * 1024 * 1024,
   maxSessions: 4096,
   maxDynamicHosts: 4096,
+  dynamicForgetMs: 10 * 60_000,
   eventLogSize: 1000,
   pingIntervalMs: PING_INTERVAL_MS,
   tickMs: 200,
@@ -146,6 +153,7 @@ export interface Relay {
 /** One relay ping: echo requests go out every PING_RESEND_MS until a reply or the timeout. */
 interface PendingPing {
   address: number;
+  name: string;
   /** sequence number -> when that request went out */
   sent: Map<number, number>;
   resolve: (v: { address: string; rttMs: number }) => void;
@@ -397,27 +405,76 @@ export class RelayServer implements Relay {
       this.count('auth-unknown-host', null);
       return refuseUpgrade(socket, 403, `unknown host: ${name}`);
     }
-    let entry = this.byName.get(name);
-    if (entry === undefined) {
-      const created = this.createDynamic(name);
-      if (typeof created === 'string') return refuseUpgrade(socket, 503, created);
-      entry = created;
-    }
-    if (this.lifecycle.isRetired(entry, claims.n)) {
+    const entry = this.byName.get(name);
+    if (entry !== undefined && this.lifecycle.isRetired(entry, claims.n)) {
       this.count('auth-superseded', entry);
       return refuseUpgrade(socket, 403, `superseded instance of ${name}: this relay has started or admitted another`);
     }
-    if (entry.session === null && this.sessionCount >= this.limits.maxSessions) return refuseUpgrade(socket, 503, 'too many sessions');
-    const target = entry;
+    if ((entry === undefined || entry.session === null) && this.sessionCount >= this.limits.maxSessions) return refuseUpgrade(socket, 503, 'too many sessions');
+    // a new name gets its entry only once the upgrade has succeeded (a refused or broken
+    // upgrade must not use up the pool)
+    if (entry === undefined && !this.makeDynamicRoom(Date.now())) return refuseUpgrade(socket, 503, 'dynamic address pool is full');
     const nonce = claims.n;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onJoin(target, ws, nonce, socket));
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      let target = this.byName.get(name);
+      if (target === undefined) {
+        const created = this.makeDynamicRoom(Date.now()) ? this.createDynamic(name) : 'dynamic address pool is full';
+        if (typeof created === 'string') {
+          // WebSocket close code 1013 (IANA registry, RFC 6455 section 11.7): try again later
+          ws.close(1013, created);
+          return;
+        }
+        target = created;
+      }
+      this.onJoin(target, ws, nonce, socket);
+    });
+  }
+
+  /** Whether a new hand-joined host fits, forgetting the one gone longest if the pool is full. */
+  private makeDynamicRoom(now: number): boolean {
+    if (this.dynamicCount < this.limits.maxDynamicHosts) return true;
+    let oldest: HostEntry | null = null;
+    for (const e of this.byName.values()) {
+      if (this.isGoneDynamic(e) && (oldest === null || e.since < oldest.since)) oldest = e;
+    }
+    if (oldest === null) return false;
+    this.forgetDynamic(oldest, `the pool of hand-joined hosts is full; gone for ${Math.round(Math.max(0, now - oldest.since) / 1000)}s`);
+    return true;
+  }
+
+  /** A host joined by hand that has left for good (its reconnect window is over). */
+  private isGoneDynamic(e: HostEntry): boolean {
+    return e.spec === null && e.session === null && e.state === 'cold' && e.held.length === 0;
+  }
+
+  private forgetDynamic(e: HostEntry, reason: string): void {
+    this.byName.delete(e.name);
+    this.byAddress.delete(e.address);
+    this.routes.delete(e.address);
+    this.dynamicCount--;
+    for (const p of this.pingsInFlight) {
+      if (p.address === e.address) this.endPing(p, new Error(`host ${e.name} unreachable: ${reason}`));
+    }
+    const now = Date.now();
+    this.log.info('host', { host: e.name, event: 'forgotten', reason, address: e.addressText });
+    this.eventLog.push({ time: new Date(now).toISOString(), host: e.name, type: 'forgotten', reason, state: 'cold' });
   }
 
   private createDynamic(name: string): HostEntry | string {
     if (this.dynamicCount >= this.limits.maxDynamicHosts) return 'dynamic address pool is full';
-    let addr = this.nextDynamic;
-    while (this.byAddress.has(addr) && addr < this.net.broadcast) addr++;
-    if (!isHostAddress(this.net, addr)) return 'dynamic address pool is full';
+    // the upper half of the network, searched round from the last address given out, so
+    // that the addresses of forgotten hosts are used again
+    const lo = this.net.base + Math.floor(this.net.size / 2) + 1;
+    const span = this.net.broadcast - lo;
+    let addr = -1;
+    for (let i = 0; i < span; i++) {
+      const a = lo + ((this.nextDynamic - lo + i) % span);
+      if (!this.byAddress.has(a) && isHostAddress(this.net, a)) {
+        addr = a;
+        break;
+      }
+    }
+    if (addr < 0) return 'dynamic address pool is full';
     this.nextDynamic = addr + 1;
     this.dynamicCount++;
     const now = Date.now();
@@ -675,6 +732,7 @@ export class RelayServer implements Relay {
     return new Promise((resolve, reject) => {
       const p: PendingPing = {
         address: entry.address,
+        name: entry.name,
         sent: new Map(),
         resolve,
         reject,
@@ -688,6 +746,19 @@ export class RelayServer implements Relay {
   }
 
   private sendPing(p: PendingPing): void {
+    // a host the relay can neither reach nor start: say so now rather than at the timeout
+    const entry = this.byAddress.get(p.address);
+    const now = Date.now();
+    if (entry === undefined) return this.endPing(p, new Error(`host ${p.name} unreachable: forgotten by the relay`));
+    if (entry.session === null && !this.lifecycle.canHold(entry, now)) {
+      const why =
+        entry.spec === null
+          ? `joined by hand and not connected (${entry.lastReason})`
+          : entry.state === 'failed'
+            ? `${entry.lastReason}; next start attempt in ${formatDuration(Math.max(1, Math.ceil((entry.retryAt - now) / 1000)) * 1000)}`
+            : entry.lastReason;
+      return this.endPing(p, new Error(`host ${entry.name} unreachable: ${why}`));
+    }
     const seq = this.nextPingSeq;
     this.nextPingSeq = (this.nextPingSeq % 0xffff) + 1;
     p.sent.set(seq, performance.now());
@@ -718,6 +789,11 @@ export class RelayServer implements Relay {
   private tick(): void {
     const now = Date.now();
     this.lifecycle.tick(this.byName.values(), now);
+    if (this.dynamicCount > 0) {
+      for (const e of this.byName.values()) {
+        if (this.isGoneDynamic(e) && now - e.since >= this.limits.dynamicForgetMs) this.forgetDynamic(e, `gone for ${Math.round((now - e.since) / 1000)}s`);
+      }
+    }
     if (now - this.lastPingRound >= this.limits.pingIntervalMs) {
       this.lastPingRound = now;
       for (const e of this.routes.values()) {

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRelay, verifyToken, isTokenError, type Relay } from '../../relay/index.js';
 import { silentLogger } from '../../hostfn/log.js';
+import { JOIN_EXIT, runJoin, type JoinCliDeps } from '../../cli/join.js';
+import type { JoinOptions } from '../../join/join-session.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 
@@ -101,8 +103,10 @@ describe('cli: imach', () => {
     assert.ok(isTokenError(verifyToken('other', r.stdout.trim())));
   });
 
-  it('token uses the secret file in the state directory, created once', async () => {
+  it('token uses the secret file the relay made in the state directory', async () => {
     const state = join(dir, 'state');
+    const { loadOrCreateSecret } = await import('../../relay/auth.js');
+    await loadOrCreateSecret(state);
     const a = await imach(['token', 'kv', '--state-dir', state]);
     const b = await imach(['token', '@admin', '--state-dir', state]);
     assert.equal(a.code, 0, a.stderr);
@@ -112,6 +116,94 @@ describe('cli: imach', () => {
     assert.equal(statSync(join(state, 'secret')).mode & 0o777, 0o600);
     assert.ok(!isTokenError(verifyToken(secret, a.stdout.trim())));
     assert.ok(!isTokenError(verifyToken(secret, b.stdout.trim())));
+  });
+
+  describe('without a network secret (only up and relay create one)', () => {
+    const noSecret = (d: string) => `no network secret in ${d} (start the relay with imach up, or set IMACH_SECRET)`;
+
+    it('token and host fail with exit 1 and create none', async () => {
+      const state = join(dir, 'empty-state');
+      const mod = join(dir, 'nosecret.mjs');
+      writeFileSync(mod, 'export default () => {};\n');
+      for (const args of [
+        ['token', 'web', '--state-dir', state],
+        ['host', mod, '--name', 'x', '--relay', 'ws://127.0.0.1:9', '--state-dir', state],
+      ]) {
+        const r = await imach(args);
+        assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+        assert.equal(r.stderr.trim(), `imach ${args[0]}: ${noSecret(state)}`);
+        assert.equal(existsSync(join(state, 'secret')), false, args[0]);
+      }
+    });
+
+    function joinDeps(env: NodeJS.ProcessEnv) {
+      const c = { err: [] as string[], started: [] as JoinOptions[] };
+      const deps: Partial<JoinCliDeps> = {
+        out: () => {},
+        err: (l) => c.err.push(l),
+        logger: silentLogger,
+        preflight: async () => [],
+        env,
+        start: async (o) => {
+          c.started.push(o);
+          return { joinError: true, stage: 'relay', kind: 'network', message: 'cannot reach relay' };
+        },
+      };
+      return { c, deps };
+    }
+
+    it('join --manifest fails with exit 1 and creates none; it takes the secret from IMACH_STATE_DIR', async () => {
+      const app = join(dir, 'joinapp');
+      mkdirSync(app, { recursive: true });
+      const m = join(app, 'imach.yaml');
+      writeFileSync(m, 'relay:\n  listen: 127.0.0.1:7123\nhosts:\n  web: ./web.js\n');
+      const saved = process.env.IMACH_SECRET;
+      delete process.env.IMACH_SECRET;
+      try {
+        const none = joinDeps({});
+        assert.equal(await runJoin(['--manifest', m], none.deps), JOIN_EXIT.failed);
+        assert.deepEqual(none.c.err, [`imach join: ${noSecret(join(app, '.imach'))}`]);
+        assert.equal(existsSync(join(app, '.imach', 'secret')), false);
+        assert.equal(none.c.started.length, 0);
+
+        const state = join(dir, 'join-state');
+        const { loadOrCreateSecret } = await import('../../relay/auth.js');
+        const key = await loadOrCreateSecret(state);
+        const some = joinDeps({ IMACH_STATE_DIR: state });
+        await runJoin(['--manifest', m, '--host', 'devbox'], some.deps);
+        assert.equal(some.c.started.length, 1, some.c.err.join('\n'));
+        const token = await (some.c.started[0]!.token as () => string | Promise<string>)();
+        const claims = verifyToken(key, token);
+        assert.ok(!isTokenError(claims), JSON.stringify(claims));
+        assert.equal(claims.h, 'devbox');
+      } finally {
+        if (saved !== undefined) process.env.IMACH_SECRET = saved;
+      }
+    });
+  });
+
+  describe('up refuses before it boots', () => {
+    it('a host with provider: lambda (exit 1, naming the field)', async () => {
+      const state = join(dir, 'lambda-state');
+      const m = join(dir, 'lambda.yaml');
+      writeFileSync(m, 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web: ./app.mjs\n  api:\n    run: ./app.mjs\n    provider: lambda\n');
+      const r = await imach(['up', m, '--state-dir', state], { killAfterMs: 10_000 });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /hosts\.api\.provider: lambda: the Lambda provider is not available yet/);
+      assert.doesNotMatch(r.stdout, /relay on/);
+      assert.equal(existsSync(join(state, 'secret')), false);
+    });
+
+    it('--start with a host the manifest does not declare (exit 2)', async () => {
+      const state = join(dir, 'start-state');
+      const m = join(dir, 'start.yaml');
+      writeFileSync(m, 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web: ./app.mjs\n');
+      const r = await imach(['up', m, '--state-dir', state, '--start', 'web,nosuch'], { killAfterMs: 10_000 });
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /--start nosuch: no such host in the manifest/);
+      assert.doesNotMatch(r.stdout, /relay on/);
+      assert.equal(existsSync(join(state, 'secret')), false);
+    });
   });
 
   it('admin commands fail with exit 1 when the relay is unreachable', async () => {

@@ -66,6 +66,39 @@ describe('hostfn/lambda handler', () => {
     assert.ok(released.some((x) => /deadline/.test(x)));
   });
 
+  it('a warm container does not pass one host\'s env to the next invocation: process.env is restored exactly', async () => {
+    const seen: unknown[] = [];
+    (globalThis as Record<string, unknown>).__imachEnvSeen = seen;
+    writeFileSync(
+      join(dir, 'env-app.mjs'),
+      `export default (ctx) => {
+        globalThis.__imachEnvSeen.push({ host: ctx.host.name, pw: process.env.IMACH_T_PW ?? null, keep: process.env.IMACH_T_KEEP ?? null, ctxPw: ctx.env.IMACH_T_PW ?? null });
+        process.env.IMACH_T_BY_APP = 'app';
+      };\n`,
+    );
+    process.env.IMACH_T_KEEP = 'before';
+    try {
+      const handler = createHandler({ logger: silentLogger, createStack: fakeStack, pollMs: 10 });
+      const ctx = { getRemainingTimeInMillis: () => 600_000 };
+      const ev = (host: string, env: Record<string, string>) => ({ host, relay: url, token: 't', run: join(dir, 'env-app.mjs'), env, idleMs: null, mtu: 65535 });
+      const a = await handler(ev('a', { IMACH_T_PW: 'secret-of-a', IMACH_T_KEEP: 'changed' }), ctx);
+      assert.equal(a.code, 0, a.reason);
+      assert.equal(process.env.IMACH_T_PW, undefined);
+      assert.equal(process.env.IMACH_T_BY_APP, undefined);
+      assert.equal(process.env.IMACH_T_KEEP, 'before');
+      const b = await handler(ev('b', {}), ctx);
+      assert.equal(b.code, 0, b.reason);
+      assert.deepEqual(seen, [
+        { host: 'a', pw: 'secret-of-a', keep: 'changed', ctxPw: 'secret-of-a' },
+        { host: 'b', pw: null, keep: 'before', ctxPw: null },
+      ]);
+    } finally {
+      delete process.env.IMACH_T_KEEP;
+      delete process.env.IMACH_T_PW;
+      delete process.env.IMACH_T_BY_APP;
+    }
+  });
+
   it('answers a bad event with code 2, without throwing', async () => {
     const handler = createHandler({ logger: silentLogger });
     const r = await handler({ host: 'x' }, { getRemainingTimeInMillis: () => 10_000 });

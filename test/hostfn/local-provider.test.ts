@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalProvider } from '../../hostfn/local-provider.js';
+import { LineSplitter, LocalProvider, MAX_LINE } from '../../hostfn/local-provider.js';
 import { silentLogger } from '../../hostfn/log.js';
 import type { Launch } from '../../hostfn/protocol.js';
 
@@ -83,6 +83,65 @@ describe('hostfn/local-provider', () => {
         await p.close();
       }
     }
+  });
+
+  it('passes on a line longer than MAX_LINE cut, as soon as it reaches the cap, and drops its rest', async () => {
+    // 4 MiB without a newline, then nothing until SIGTERM: the cut line must not wait for a newline
+    const mainPath = script(
+      'noline.mjs',
+      `process.stdout.write('x'.repeat(4 << 20));
+       process.on('SIGTERM', () => process.stdout.write('y'.repeat(100) + '\\nafter\\n', () => process.exit(0)));
+       setInterval(() => {}, 1000);`,
+    );
+    const lines: string[] = [];
+    const p = new LocalProvider({ mainPath, logger: silentLogger, output: (_h, _s, l) => lines.push(l) });
+    const inst = await p.start(launch);
+    try {
+      const end = Date.now() + 10_000;
+      while (lines.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(lines.length, 1, 'the cut line is passed on before any newline');
+      assert.equal(lines[0], 'x'.repeat(MAX_LINE) + '…');
+      assert.equal(p.truncatedLines, 1);
+    } finally {
+      await inst.stop();
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(lines.slice(1), ['after']);
+    assert.equal(p.truncatedLines, 1);
+  });
+
+  it('LineSplitter: LF and CRLF across chunks, split UTF-8, cut lines, and a last line without newline', () => {
+    const out: string[] = [];
+    const s = new LineSplitter(8, (line, cut) => out.push(cut ? `${line}|cut` : line));
+    const bytes = Buffer.from('ab\r\ncd\né€x\n12345678\r\n123456789abc\nend');
+    // one byte at a time: every boundary (inside CRLF, inside a UTF-8 sequence) is crossed
+    for (let i = 0; i < bytes.length; i++) s.push(bytes.subarray(i, i + 1));
+    assert.deepEqual(out, ['ab', 'cd', 'é€x', '12345678', '12345678|cut']);
+    s.end();
+    assert.deepEqual(out.at(-1), 'end');
+    s.push(Buffer.from('late\n'));
+    assert.equal(out.length, 6);
+  });
+
+  it('maxInstances holds for concurrent starts: the slot is taken before the spawn', async () => {
+    const mainPath = script('sleep.mjs', `setInterval(() => {}, 1000);`);
+    const p = new LocalProvider({ mainPath, logger: silentLogger, maxInstances: 2, stopGraceMs: 2000, output: () => {} });
+    try {
+      const r = await Promise.allSettled(['a', 'b', 'c', 'd', 'e'].map((host) => p.start({ ...launch, host })));
+      assert.equal(r.filter((x) => x.status === 'fulfilled').length, 2);
+      assert.equal(p.running, 2);
+      for (const x of r) if (x.status === 'rejected') assert.match(String(x.reason), /already running/);
+    } finally {
+      await p.stopAll();
+    }
+    assert.equal(p.running, 0);
+    // a spawn that fails (a NUL byte in the environment) gives its slot back
+    const env: Record<string, string> = { BAD: 'a\0b' };
+    const one = new LocalProvider({ mainPath, logger: silentLogger, maxInstances: 1, env, output: () => {} });
+    await assert.rejects(one.start(launch));
+    delete env.BAD;
+    const inst = await one.start(launch);
+    await inst.stop();
   });
 
   describe('warm pool', () => {

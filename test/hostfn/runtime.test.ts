@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { EventEmitter } from 'node:events';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { HostRuntime, type RuntimeSocketStats, type StackBundle } from '../../hostfn/runtime.js';
 import { silentLogger } from '../../hostfn/log.js';
@@ -226,6 +227,72 @@ describe('hostfn/runtime', () => {
     }).run();
     assert.equal(exit.code, 0);
     assert.match(exit.reason, /deadline/);
+  });
+
+  /** The exit, or 'still running' if it has not come within ms. */
+  async function exitWithin(p: Promise<{ code: number; reason: string }>, ms: number) {
+    let t: NodeJS.Timeout | undefined;
+    const r = await Promise.race([p, new Promise<string>((res) => (t = setTimeout(() => res('still running'), ms)))]);
+    clearTimeout(t);
+    return r;
+  }
+
+  it('a drain (SIGTERM) that comes while the host starts is applied once it runs, not when the app returns', async () => {
+    (globalThis as Record<string, unknown>).__imachAborted = undefined;
+    const run = app(`export default async (ctx) => {
+      ctx.net.createServer();
+      await new Promise((r) => ctx.signal.addEventListener('abort', r));
+      globalThis.__imachAborted = true;
+    };`);
+    const rt = runtime(run);
+    const exitP = rt.run();
+    rt.drain('SIGTERM', 1000);
+    const exit = await exitWithin(exitP, 10_000);
+    if (exit === 'still running') rt.drain('test cleanup', 0);
+    await exitP;
+    assert.deepEqual(exit, { code: 0, reason: 'drained (SIGTERM)' });
+    assert.equal((globalThis as Record<string, unknown>).__imachAborted, true);
+    await until(() => relay.messages.some((m) => m.type === 'released'), 'released');
+  });
+
+  it('forgets servers the app closed, and closes only the open ones on drain', async () => {
+    let closeCalls = 0;
+    class Server extends EventEmitter {
+      open = true;
+      close(cb?: (err?: Error) => void): this {
+        closeCalls++;
+        if (this.open) {
+          this.open = false;
+          stack.stats.listening--;
+          this.emit('close');
+          cb?.();
+        } else {
+          cb?.(Object.assign(new Error('Server is not running.'), { code: 'ERR_SERVER_NOT_RUNNING' }));
+        }
+        return this;
+      }
+    }
+    (stack.net as { createServer: () => unknown }).createServer = () => {
+      stack.stats.listening++;
+      return new Server();
+    };
+    (globalThis as Record<string, unknown>).__imachJobs = false;
+    const run = app(`export default async (ctx) => {
+      for (let i = 0; i < 50; i++) ctx.net.createServer().close();
+      ctx.net.createServer();
+      globalThis.__imachJobs = true;
+      await new Promise((r) => ctx.signal.addEventListener('abort', r));
+    };`);
+    const rt = runtime(run);
+    const exitP = rt.run();
+    const ws = await relay.conn();
+    await until(() => (globalThis as Record<string, unknown>).__imachJobs === true, 'the jobs');
+    assert.equal(rt.openServers, 1);
+    assert.equal(closeCalls, 50);
+    ws.send(JSON.stringify({ type: 'drain', reason: 'idle', graceMs: 1000 }));
+    const exit = await exitP;
+    assert.equal(exit.code, 0);
+    assert.equal(closeCalls, 51, 'drain closes the one open server, not the 50 closed ones again');
   });
 
   it('a lost relay ends the host with code 1', async () => {

@@ -2,7 +2,7 @@
 // injected (the real device path is covered in tun-netns.test.ts).
 
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { JOIN_EXIT, parseJoinArgs, runJoin, type JoinCliDeps } from '../../cli/join.js';
@@ -158,6 +158,9 @@ describe('join: imach join command line', function () {
       const c = capture();
       const saved = process.env.IMACH_SECRET;
       delete process.env.IMACH_SECRET;
+      // The relay (imach up) creates the secret; join only reads it.
+      await mkdir(path.join(dir, '.imach'), { recursive: true });
+      await writeFile(path.join(dir, '.imach', 'secret'), 'join-test-secret\n');
       try {
         await runJoin(['--manifest', path.join(dir, 'imach.yaml'), '--host', 'devbox'], c.deps);
       } finally {
@@ -172,6 +175,28 @@ describe('join: imach join command line', function () {
       const claims = verifyToken(secret, token);
       assert.ok(!isTokenError(claims), JSON.stringify(claims));
       assert.equal(claims.h, 'devbox');
+    });
+
+    it('refuses to mint a token when the state directory has no secret, and creates none', async function () {
+      const empty = await mkdtemp(path.join(tmpdir(), 'imach-join-nosecret-'));
+      try {
+        await writeFile(path.join(empty, 'imach.yaml'), 'relay:\n  listen: 127.0.0.1:7123\n');
+        const c = capture();
+        const saved = process.env.IMACH_SECRET;
+        delete process.env.IMACH_SECRET;
+        let code: number;
+        try {
+          code = await runJoin(['--manifest', path.join(empty, 'imach.yaml')], c.deps);
+        } finally {
+          if (saved !== undefined) process.env.IMACH_SECRET = saved;
+        }
+        assert.equal(code, JOIN_EXIT.failed);
+        assert.match(c.err.join('\n'), /no network secret/);
+        assert.equal(c.started.length, 0);
+        await assert.rejects(readFile(path.join(empty, '.imach', 'secret')));
+      } finally {
+        await rm(empty, { recursive: true, force: true });
+      }
     });
 
     it('names the field of a bad manifest and exits 2', async function () {
