@@ -24,6 +24,8 @@ export interface PeerConfig {
   seconds?: number;
   /** request/response: seconds of round trips before the measured ones (JIT warm-up) */
   warmup?: number;
+  /** receivers: bytes received before the clock starts (JIT warm-up), reported as `measured` */
+  warmBytes?: number;
 }
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as PeerConfig;
@@ -97,11 +99,16 @@ async function raw(): Promise<void> {
   if (role === 'recv') {
     let bytes = 0;
     let t0 = 0;
+    let from = -1;
+    const warm = cfg.warmBytes ?? 0;
     ws.on('message', (data: Buffer) => {
-      if (bytes === 0) t0 = wallNow();
+      if (from < 0 && bytes >= warm) {
+        t0 = wallNow();
+        from = bytes;
+      }
       bytes += data.length;
       if (bytes >= cfg.bytes!) {
-        send({ bytes, t0, t1: wallNow() });
+        send({ bytes, measured: bytes - from, t0, t1: wallNow() });
         ws.close();
       }
     });
@@ -173,6 +180,8 @@ async function host(): Promise<void> {
       .createServer((s) => {
         let bytes = 0;
         let t0 = 0;
+        let from = -1;
+        const warm = cfg.warmBytes ?? 0;
         s.on('error', () => {});
         if (role === 'tcp-echo') {
           s.setNoDelay(true);
@@ -180,11 +189,14 @@ async function host(): Promise<void> {
           return;
         }
         s.on('data', (c: Buffer) => {
-          if (bytes === 0) t0 = wallNow();
+          if (from < 0 && bytes >= warm) {
+            t0 = wallNow();
+            from = bytes;
+          }
           bytes += c.length;
         });
         s.on('end', () => {
-          send({ bytes, t0, t1: wallNow() });
+          send({ bytes, measured: bytes - from, t0, t1: wallNow() });
           s.end();
         });
       })

@@ -152,6 +152,7 @@ export class RelayLink implements Link {
   private _welcome: Welcome | null = null;
   private _state: RelayLinkState = 'connecting';
   private receiveHandler: PacketHandler | null = null;
+  private batchEndHandler: (() => void) | null = null;
   private early: Uint8Array[] = [];
   private earlyBytes = 0;
   private receivePaused = false;
@@ -233,6 +234,11 @@ export class RelayLink implements Link {
     this.deliverHeld();
   }
 
+  /** Called after the packets of each binary frame (and of each release of held packets). */
+  onBatchEnd(handler: () => void): void {
+    this.batchEndHandler = handler;
+  }
+
   /**
    * Hold received packets (bounded by maxQueuePackets, oldest kept) until resumeReceive():
    * a host holds what the relay flushed at join until its app had a chance to listen.
@@ -253,6 +259,7 @@ export class RelayLink implements Link {
     this.early = [];
     this.earlyBytes = 0;
     for (const p of held) h(p);
+    if (held.length > 0) this.batchEndHandler?.();
   }
 
   /** Control messages other than the welcome (drain, error, and unknown types). */
@@ -520,6 +527,7 @@ export class RelayLink implements Link {
       const { packets, malformed } = splitPackets(frame);
       if (malformed) this.counters.drops.malformed++;
       const h = this.receiveHandler;
+      let delivered = false;
       for (const p of packets) {
         this.counters.packetsIn++;
         this.counters.bytesIn += p.length;
@@ -533,7 +541,9 @@ export class RelayLink implements Link {
           continue;
         }
         h(p);
+        delivered = true;
       }
+      if (delivered) this.batchEndHandler?.();
       return;
     }
     const m = decodeControl(rawToString(data));

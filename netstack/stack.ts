@@ -210,7 +210,15 @@ export class Stack implements UdpHost, PingHost {
       this.logger.warn('link MTU below stack MTU: larger packets will be dropped', { linkMtu: link.mtu, mtu: this.mtu });
     }
     this.link = link;
-    link.onReceive((packet) => this.input(packet));
+    if (link.onBatchEnd !== undefined) {
+      link.onReceive((packet) => {
+        this.tcpEndpoints.beginInputBatch();
+        this.input(packet);
+      });
+      link.onBatchEnd(() => this.endInputBatch());
+    } else {
+      link.onReceive((packet) => this.input(packet));
+    }
   }
 
   now(): number {
@@ -301,6 +309,7 @@ export class Stack implements UdpHost, PingHost {
     this.timer = null;
     this.timerAt = Infinity;
     this.link?.onReceive(() => {});
+    this.link?.onBatchEnd?.(() => {});
     this.link = null;
   }
 
@@ -425,7 +434,9 @@ export class Stack implements UdpHost, PingHost {
     if (this.loopbackQueue.length === 1) {
       this.schedule(this.clock.now(), () => {
         const batch = this.loopbackQueue.splice(0, this.loopbackQueue.length);
+        this.tcpEndpoints.beginInputBatch();
         for (const p of batch) this.receive(p, true);
+        this.endInputBatch();
       });
     }
   }
@@ -449,6 +460,25 @@ export class Stack implements UdpHost, PingHost {
   /** One packet from the link. Never throws. */
   input(packet: Uint8Array): void {
     this.receive(packet, false);
+  }
+
+  /**
+   * Packets that arrived together (one frame, one read): TCP answers them with one ACK per
+   * connection at the end of the batch rather than one per two segments. Never throws.
+   */
+  inputBatch(packets: readonly Uint8Array[]): void {
+    this.tcpEndpoints.beginInputBatch();
+    for (const p of packets) this.receive(p, false);
+    this.endInputBatch();
+  }
+
+  /** The end of a batch of packets given to input(): send the ACKs held for it. Never throws. */
+  endInputBatch(): void {
+    try {
+      this.tcpEndpoints.endInputBatch(this.clock.now());
+    } catch (err) {
+      this.internalError('batch-end', err);
+    }
   }
 
   private receive(packet: Uint8Array, loopback: boolean): void {

@@ -9,6 +9,7 @@ import { TcpListener } from './tcp/listener.js';
 import { EphemeralPorts } from './tcp/ports.js';
 import { rstForUnmatched } from './tcp/rst.js';
 import type {
+  TcpBatchAcker,
   FourTuple,
   TcpConnectOptions,
   TcpConnectionApi,
@@ -64,6 +65,10 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
   private count = 0;
   private closed = false;
   private readonly ports: EphemeralPorts;
+  /** True between beginInputBatch() and endInputBatch(). */
+  private batchOpen = false;
+  /** Connections holding an ACK for the end of the open batch (at most one entry each). */
+  private readonly batchAckers = new Set<TcpBatchAcker>();
   private slab = new ArrayBuffer(0);
   private slabUsed = SLAB_BYTES;
   private readonly ipHeader: Ipv4HeaderFields = { src: 0, dst: 0, protocol: PROTO_TCP, totalLength: 0, ttl: 64, id: 0, flags: IPV4_FLAG_DF };
@@ -110,6 +115,12 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
 
   deadlineChanged(conn: TcpConnectionLike): void {
     this.stack.reschedule(conn);
+  }
+
+  deferAck(conn: TcpBatchAcker): boolean {
+    if (!this.batchOpen || this.closed) return false;
+    this.batchAckers.add(conn);
+    return true;
   }
 
   removed(conn: TcpConnectionLike): void {
@@ -172,6 +183,19 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
 
   // ---- from the stack -----------------------------------------------------------------
 
+  /** Segments input from now on belong to one batch: ACKs owed for them may wait for its end. */
+  beginInputBatch(): void {
+    this.batchOpen = true;
+  }
+
+  /** The batch ended: every connection holding an ACK for it sends it now. */
+  endInputBatch(now: number): void {
+    this.batchOpen = false;
+    if (this.batchAckers.size === 0) return;
+    for (const c of this.batchAckers) c.flushBatchAck(now);
+    this.batchAckers.clear();
+  }
+
   input(ip: Ipv4Packet, now: number): void {
     const seg = parseTcp(ip.payload, ip.src, ip.dst, this.stack.verifyChecksums);
     if (isWireError(seg)) {
@@ -230,6 +254,7 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
   close(now: number): void {
     if (this.closed) return;
     this.closed = true;
+    this.batchAckers.clear();
     for (const l of this.listeners.values()) l.close(now);
     this.listeners.clear();
     for (const c of [...this.connections()]) c.abort(now);
@@ -244,9 +269,9 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
    * packets to a receiver in the same process (the memory pair) can make that long.
    */
   private allocPacket(total: number): Uint8Array {
-    if (total > SLAB_MAX_PACKET) return new Uint8Array(total);
+    // Uninitialised (no zero fill): every byte of a packet is written before it is sent.
+    if (total > SLAB_MAX_PACKET) return new Uint8Array(Buffer.allocUnsafeSlow(total).buffer, 0, total);
     if (this.slabUsed + total > SLAB_BYTES) {
-      // Uninitialised: every byte of a packet is written before it is sent.
       this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES).buffer;
       this.slabUsed = 0;
     }

@@ -27,6 +27,13 @@ export interface TcpConfig {
   synRetries: number;
   /** RFC 9293 section 3.8.6.3 / RFC 1122 section 4.2.3.2: delay < 500 ms; Linux uses 40 ms. */
   delayedAckMs: number;
+  /**
+   * Segments of one input batch share one ACK (TcpEnv.deferAck) only after this many
+   * receive buffers of data have arrived: until then the peer is probably in slow start,
+   * where an ACK grows its window by at most 2 segments (RFC 3465 section 2.2), so it gets
+   * an ACK for every second full segment.
+   */
+  batchAckAfterBuffers: number;
   /** RFC 6928: initial window of 10 segments (like Linux, without the 14600-byte cap). */
   initialCwndSegments: number;
   /** RFC 5681 section 3.2: fast retransmit after 3 duplicate ACKs. */
@@ -70,6 +77,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   maxRetries: 15,
   synRetries: 6,
   delayedAckMs: 40,
+  batchAckAfterBuffers: 2,
   initialCwndSegments: 10,
   dupAckThreshold: 3,
   timeWaitMs: 60_000,

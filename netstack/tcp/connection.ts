@@ -98,6 +98,8 @@ const NO_EVENTS: TcpConnectionEvents = Object.freeze({
 const ACK_NONE = 0;
 const ACK_DELAYED = 1;
 const ACK_NOW = 2;
+/** Owed for two full segments, but held to the end of the input batch (TcpEnv.deferAck). */
+const ACK_BATCH = 3;
 
 export class TcpConnection implements TcpConnectionApi {
   events: TcpConnectionEvents;
@@ -465,6 +467,13 @@ export class TcpConnection implements TcpConnectionApi {
     else reuse = this.inputSynchronized(seg, now);
     this.settle();
     return reuse;
+  }
+
+  /** End of the input batch (TcpEnv.deferAck): send the ACK held for it, if still owed. */
+  flushBatchAck(now: number): void {
+    if (this.ackState !== ACK_BATCH || this.isClosed()) return;
+    this.sendAck(now);
+    this.settle();
   }
 
   poll(now: number): void {
@@ -843,8 +852,14 @@ export class TcpConnection implements TcpConnectionApi {
     }
     // RFC 5681 section 4.2 / RFC 1122 section 4.2.3.2: ACK at least every second full
     // segment, at once when a hole is filled, otherwise delay.
-    if (hadOoo || fin || this.unackedBytes > this.rcvMss) this.ackState = ACK_NOW;
-    else if (this.ackState === ACK_NONE) this.ackState = ACK_DELAYED;
+    // Segments that arrived in one batch (a relay frame, a device read) may share one
+    // stretch ACK sent at the batch's end, as Linux's GRO makes them share one.
+    if (hadOoo || fin) this.ackState = ACK_NOW;
+    else if (this.unackedBytes > this.rcvMss) {
+      if (this.ackState !== ACK_NOW) {
+        this.ackState = this.bytesReceived >= this.config.batchAckAfterBuffers * this.config.receiveBufferSize ? ACK_BATCH : ACK_NOW;
+      }
+    } else if (this.ackState === ACK_NONE) this.ackState = ACK_DELAYED;
     if (fin) this.processFin(now);
   }
 
@@ -903,8 +918,13 @@ export class TcpConnection implements TcpConnectionApi {
   /** Send what the windows allow, then the ACK owed (piggybacked if data went out). */
   private afterInput(now: number): void {
     this.output(now, false);
-    if (this.ackState === ACK_NOW) this.sendAck(now);
-    else if (this.ackState === ACK_DELAYED && this.ackAt === Infinity) this.ackAt = now + this.config.delayedAckMs;
+    const ackState = this.ackState;
+    if (ackState === ACK_NOW) this.sendAck(now);
+    else if (ackState === ACK_BATCH) {
+      if (this.env.deferAck?.(this) !== true) this.sendAck(now);
+      // Should the batch end never come, the delayed-ACK timer still sends it.
+      else if (this.ackAt === Infinity) this.ackAt = now + this.config.delayedAckMs;
+    } else if (ackState === ACK_DELAYED && this.ackAt === Infinity) this.ackAt = now + this.config.delayedAckMs;
     // Wake a blocked writer only for a useful amount of space (as Linux's
     // sk_stream_write_space), not for the few segments each ACK frees.
     const wake = this.config.sendBufferSize >> 2;

@@ -64,6 +64,18 @@ export interface TcpEnv {
   deadlineChanged(conn: TcpConnectionLike): void;
   /** The connection reached CLOSED and must leave the demultiplexing table. */
   removed(conn: TcpConnectionLike): void;
+  /**
+   * Optional: hold the ACK `conn` owes until the end of the input batch being handled, when
+   * the stack calls conn.flushBatchAck(now). False (or absent) when no batch is open: the
+   * connection then ACKs at once.
+   */
+  deferAck?(conn: TcpBatchAcker): boolean;
+}
+
+/** A connection that can hold an ACK to the end of an input batch (TcpEnv.deferAck). */
+export interface TcpBatchAcker {
+  /** Send the ACK held for the batch, if it is still owed. */
+  flushBatchAck(now: number): void;
 }
 
 /** The parts of a connection the stack relies on. */
