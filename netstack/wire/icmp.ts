@@ -79,20 +79,8 @@ export function parseIcmpQuote(data: Uint8Array): IcmpQuote | WireError {
 
 /** Write an ICMP message (header + data) with its checksum at buffer[offset]. */
 export function emitIcmp(msg: IcmpMessage, buffer: Uint8Array, offset = 0): void {
-  const b = buffer;
-  const o = offset;
-  b[o] = msg.type;
-  b[o + 1] = msg.code;
-  b[o + 2] = 0;
-  b[o + 3] = 0;
-  b[o + 4] = msg.identifier >>> 8;
-  b[o + 5] = msg.identifier;
-  b[o + 6] = msg.sequence >>> 8;
-  b[o + 7] = msg.sequence;
-  b.set(msg.data, o + ICMP_HEADER_LENGTH);
-  const sum = internetChecksum(b, o, o + ICMP_HEADER_LENGTH + msg.data.length);
-  b[o + 2] = sum >>> 8;
-  b[o + 3] = sum;
+  emitIcmpHeader(msg, buffer, offset);
+  buffer.set(msg.data, offset + ICMP_HEADER_LENGTH);
 }
 
 /**

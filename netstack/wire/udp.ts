@@ -42,23 +42,8 @@ export function udpBufferLength(d: UdpDatagram): number {
 
 /** Write header, payload and checksum at buffer[offset]. */
 export function emitUdp(d: UdpDatagram, buffer: Uint8Array, offset: number, src: number, dst: number): void {
-  const b = buffer;
-  const o = offset;
-  const length = UDP_HEADER_LENGTH + d.payload.length;
-  b[o] = d.srcPort >>> 8;
-  b[o + 1] = d.srcPort;
-  b[o + 2] = d.dstPort >>> 8;
-  b[o + 3] = d.dstPort;
-  b[o + 4] = length >>> 8;
-  b[o + 5] = length;
-  b[o + 6] = 0;
-  b[o + 7] = 0;
-  b.set(d.payload, o + UDP_HEADER_LENGTH);
-  let sum = internetChecksum(b, o, o + length, pseudoHeaderSum(src, dst, PROTO_UDP, length));
-  // RFC 768: a computed zero is sent as all ones.
-  if (sum === 0) sum = 0xffff;
-  b[o + 6] = sum >>> 8;
-  b[o + 7] = sum;
+  emitUdpHeader(d, buffer, offset, src, dst);
+  buffer.set(d.payload, offset + UDP_HEADER_LENGTH);
 }
 
 /**
