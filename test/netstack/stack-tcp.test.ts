@@ -3,7 +3,7 @@ import { createLinkPair } from '../../netstack/link/memory.js';
 import { silentLogger } from '../../netstack/log.js';
 import { Stack } from '../../netstack/stack.js';
 import { VirtualClock } from '../../netstack/time.js';
-import type { TcpConnectionApi, TcpConnectionEvents, TcpErrorCode } from '../../netstack/tcp/types.js';
+import type { TcpConnectionApi } from '../../netstack/tcp/types.js';
 import {
   ICMP_UNREACH_HOST,
   ICMP_UNREACH_PORT,
@@ -14,31 +14,7 @@ import {
   parseTcp,
 } from '../../netstack/wire/index.js';
 import { CaptureLink } from '../support/stack-harness.js';
-
-interface Probe extends TcpConnectionEvents {
-  log: string[];
-  error: TcpErrorCode | null | undefined;
-  bytes: number;
-}
-
-function probe(): Probe {
-  const p: Probe = {
-    log: [],
-    error: undefined,
-    bytes: 0,
-    established: () => p.log.push('established'),
-    data: (c) => {
-      p.bytes += c.length;
-    },
-    fin: () => p.log.push('fin'),
-    sendSpace: () => {},
-    closed: (e) => {
-      p.log.push('closed');
-      p.error = e;
-    },
-  };
-  return p;
-}
+import { probe, type Probe } from '../support/tcp-stack-pair.js';
 
 function pair(): { clock: VirtualClock; a: Stack; b: Stack; close(): void } {
   const clock = new VirtualClock(0);
