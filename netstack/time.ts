@@ -1,6 +1,8 @@
 // Time is injected: protocol code takes `now` (milliseconds, a float) and never reads a
 // clock. The Node layer owns one timer per stack through a Clock.
 
+import { MinHeap } from './heap.js';
+
 export interface TimerHandle {
   readonly __timer: true;
 }
@@ -62,7 +64,7 @@ export class VirtualClock implements Clock {
   private t: number;
   private seq = 0;
   private live = 0;
-  private readonly heap: VirtualTimer[] = [];
+  private readonly heap = new MinHeap<VirtualTimer>(earlier);
 
   constructor(start = 0) {
     this.t = start;
@@ -80,12 +82,12 @@ export class VirtualClock implements Clock {
   /** Time of the earliest pending timer, or Infinity. */
   get nextAt(): number {
     this.dropCleared();
-    return this.heap.length > 0 ? this.heap[0].at : Infinity;
+    return this.heap.peek()?.at ?? Infinity;
   }
 
   setTimer(at: number, fn: () => void): TimerHandle {
     const timer: VirtualTimer = { __timer: true, at: Math.max(at, this.t), seq: this.seq++, fn };
-    this.push(timer);
+    this.heap.push(timer);
     this.live++;
     return timer;
   }
@@ -96,20 +98,14 @@ export class VirtualClock implements Clock {
       timer.fn = null;
       this.live--;
       // Cleared timers leave the heap lazily; rebuild when they dominate it.
-      if (this.heap.length > 1024 && this.heap.length > 4 * this.live) this.compact();
+      if (this.heap.size > 1024 && this.heap.size > 4 * this.live) this.heap.retain((t) => t.fn !== null);
     }
-  }
-
-  private compact(): void {
-    const keep = this.heap.filter((t) => t.fn !== null);
-    this.heap.length = 0;
-    for (const t of keep) this.push(t);
   }
 
   /** Run the earliest timer, moving time to it. False when none is pending. */
   runNext(): boolean {
     this.dropCleared();
-    const timer = this.pop();
+    const timer = this.heap.pop();
     if (timer === undefined) return false;
     const fn = timer.fn!;
     timer.fn = null;
@@ -142,41 +138,6 @@ export class VirtualClock implements Clock {
   }
 
   private dropCleared(): void {
-    while (this.heap.length > 0 && this.heap[0].fn === null) this.pop();
-  }
-
-  private push(timer: VirtualTimer): void {
-    const h = this.heap;
-    let i = h.length;
-    h.push(timer);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!earlier(timer, h[parent])) break;
-      h[i] = h[parent];
-      i = parent;
-    }
-    h[i] = timer;
-  }
-
-  private pop(): VirtualTimer | undefined {
-    const h = this.heap;
-    if (h.length === 0) return undefined;
-    const top = h[0];
-    const last = h.pop()!;
-    if (h.length > 0) {
-      let i = 0;
-      const n = h.length;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const c = r < n && earlier(h[r], h[l]) ? r : l;
-        if (!earlier(h[c], last)) break;
-        h[i] = h[c];
-        i = c;
-      }
-      h[i] = last;
-    }
-    return top;
+    while (this.heap.peek()?.fn === null) this.heap.pop();
   }
 }

@@ -1,6 +1,8 @@
 // A min-heap of deadlines with lazy invalidation, behind the stack's single timer: a
 // change costs O(log n) however many connections there are.
 
+import { MinHeap } from './heap.js';
+
 /** Something with a deadline (ms, Infinity for none) that runs its due work in poll(). */
 export interface Timed {
   readonly deadline: number;
@@ -13,7 +15,7 @@ interface Entry {
 }
 
 export class TimerHeap {
-  private heap: Entry[] = [];
+  private readonly heap = new MinHeap<Entry>((a, b) => a.at < b.at);
   /** For each item, the earliest deadline it has in the heap (entries for others are stale). */
   private readonly queued = new Map<Timed, number>();
 
@@ -28,8 +30,8 @@ export class TimerHeap {
     if (!(d < Infinity)) return;
     if (q !== undefined && q <= d) return;
     this.queued.set(item, d);
-    this.push({ at: d, item });
-    if (this.heap.length > 64 && this.heap.length > 4 * this.queued.size) this.compact();
+    this.heap.push({ at: d, item });
+    if (this.heap.size > 64 && this.heap.size > 4 * this.queued.size) this.compact();
   }
 
   remove(item: Timed): void {
@@ -39,7 +41,7 @@ export class TimerHeap {
   /** Earliest live deadline, or Infinity. */
   next(): number {
     this.dropStale();
-    return this.heap.length > 0 ? this.heap[0].at : Infinity;
+    return this.heap.peek()?.at ?? Infinity;
   }
 
   /**
@@ -51,9 +53,9 @@ export class TimerHeap {
     const again: Timed[] = [];
     for (;;) {
       this.dropStale();
-      const top = this.heap[0];
+      const top = this.heap.peek();
       if (top === undefined || top.at > now) break;
-      this.pop();
+      this.heap.pop();
       this.queued.delete(top.item);
       const d = top.item.deadline;
       if (d <= now) {
@@ -68,60 +70,28 @@ export class TimerHeap {
     }
     for (const item of again) {
       this.queued.set(item, now + 1);
-      this.push({ at: now + 1, item });
+      this.heap.push({ at: now + 1, item });
     }
     return stuck;
   }
 
   clear(): void {
-    this.heap = [];
+    this.heap.clear();
     this.queued.clear();
   }
 
   private dropStale(): void {
-    const h = this.heap;
-    while (h.length > 0 && this.queued.get(h[0].item) !== h[0].at) this.pop();
+    for (let top = this.heap.peek(); top !== undefined && this.queued.get(top.item) !== top.at; top = this.heap.peek()) {
+      this.heap.pop();
+    }
   }
 
   private compact(): void {
-    const live = this.heap.filter((e) => this.queued.get(e.item) === e.at);
     const seen = new Set<Timed>();
-    this.heap = [];
-    for (const e of live) {
-      if (seen.has(e.item)) continue;
+    this.heap.retain((e) => {
+      if (this.queued.get(e.item) !== e.at || seen.has(e.item)) return false;
       seen.add(e.item);
-      this.push(e);
-    }
-  }
-
-  private push(e: Entry): void {
-    const h = this.heap;
-    let i = h.length;
-    h.push(e);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (h[p].at <= e.at) break;
-      h[i] = h[p];
-      i = p;
-    }
-    h[i] = e;
-  }
-
-  private pop(): void {
-    const h = this.heap;
-    const last = h.pop()!;
-    const n = h.length;
-    if (n === 0) return;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const m = r < n && h[r].at < h[l].at ? r : l;
-      if (h[m].at >= last.at) break;
-      h[i] = h[m];
-      i = m;
-    }
-    h[i] = last;
+      return true;
+    });
   }
 }

@@ -2,6 +2,7 @@
 // delay, a rate limit with a bounded queue): smoltcp's fault-injecting link for tests and
 // benchmarks. Delivery is never synchronous inside send().
 
+import { MinHeap } from '../heap.js';
 import { realClock, type Clock, type TimerHandle } from '../time.js';
 import type { Link, PacketHandler } from './link.js';
 import { mulberry32, type Random } from './prng.js';
@@ -58,7 +59,7 @@ function earlier(a: InFlight, b: InFlight): boolean {
 
 /** One direction: packets sent on one end, delivered at the other. */
 class Channel {
-  private readonly heap: InFlight[] = [];
+  private readonly heap = new MinHeap<InFlight>(earlier);
   private seq = 0;
   private busyUntil = 0;
   private timer: TimerHandle | null = null;
@@ -91,7 +92,7 @@ class Channel {
       c.dropLoss++;
       return;
     }
-    if (this.heap.length >= o.maxInFlight) {
+    if (this.heap.size >= o.maxInFlight) {
       c.dropQueueFull++;
       return;
     }
@@ -112,25 +113,26 @@ class Channel {
       at += o.reorderDelay;
       c.reordered++;
     }
-    this.push({ at, seq: this.seq++, packet });
+    this.heap.push({ at, seq: this.seq++, packet });
     if (o.duplicate > 0 && this.random() < o.duplicate) {
       c.duplicated++;
-      this.push({ at, seq: this.seq++, packet: packet.slice() });
+      this.heap.push({ at, seq: this.seq++, packet: packet.slice() });
     }
     this.schedule(now);
   }
 
   close(): void {
     this.closed = true;
-    this.heap.length = 0;
+    this.heap.clear();
     if (this.timer !== null) this.clock.clearTimer(this.timer);
     this.timer = null;
     this.timerAt = Infinity;
   }
 
   private schedule(now: number): void {
-    if (this.heap.length === 0) return;
-    const at = this.heap[0].at;
+    const first = this.heap.peek();
+    if (first === undefined) return;
+    const at = first.at;
     if (at <= now && this.useMicrotasks) {
       if (!this.microtaskQueued) {
         this.microtaskQueued = true;
@@ -155,8 +157,8 @@ class Channel {
 
   private flush(now: number): void {
     const c = this.counters;
-    while (!this.closed && this.heap.length > 0 && this.heap[0].at <= now) {
-      const item = this.pop();
+    while (!this.closed && (this.heap.peek()?.at ?? Infinity) <= now) {
+      const item = this.heap.pop()!;
       const handler = this.receiver;
       if (handler === null) {
         c.dropNoHandler++;
@@ -167,40 +169,6 @@ class Channel {
       handler(item.packet);
     }
     if (!this.closed) this.schedule(this.clock.now());
-  }
-
-  private push(item: InFlight): void {
-    const h = this.heap;
-    let i = h.length;
-    h.push(item);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!earlier(item, h[p])) break;
-      h[i] = h[p];
-      i = p;
-    }
-    h[i] = item;
-  }
-
-  private pop(): InFlight {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop()!;
-    const n = h.length;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const m = r < n && earlier(h[r], h[l]) ? r : l;
-        if (!earlier(h[m], last)) break;
-        h[i] = h[m];
-        i = m;
-      }
-      h[i] = last;
-    }
-    return top;
   }
 }
 
