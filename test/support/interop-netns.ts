@@ -3,10 +3,12 @@
 // kernel's side) and a helper using the kernel's own sockets, each its own process, plus
 // tcpdump on the TUN device. Nothing outside the namespace is touched.
 
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NetNs, exec, tunTestBlocker } from './join-netns.js';
+import { LineProcess, NetNs, exec, tunTestBlocker } from './join-netns.js';
+
+export { LineProcess };
 
 type Obj = Record<string, unknown>;
 
@@ -32,95 +34,6 @@ export async function interopBlocker(tools: readonly string[]): Promise<string |
 }
 
 const DEBIAN_PACKAGE: Record<string, string> = { ping: 'iputils-ping', nft: 'nftables', ip: 'iproute2' };
-
-/** A child process printing JSON lines on stdout. */
-export class LineProcess {
-  readonly lines: Obj[] = [];
-  private waiters: { pred: (o: Obj) => boolean; resolve: (o: Obj) => void; reject: (e: Error) => void }[] = [];
-  stderr = '';
-  readonly exited: Promise<number | null>;
-  private exitCode: number | null | undefined;
-
-  constructor(
-    readonly child: ChildProcessWithoutNullStreams,
-    readonly what: string,
-  ) {
-    let buf = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let obj: Obj;
-        try {
-          const v: unknown = JSON.parse(line);
-          obj = typeof v === 'object' && v !== null ? (v as Obj) : { text: line };
-        } catch {
-          obj = { text: line };
-        }
-        this.lines.push(obj);
-        for (const w of [...this.waiters]) {
-          if (w.pred(obj)) {
-            this.waiters.splice(this.waiters.indexOf(w), 1);
-            w.resolve(obj);
-          }
-        }
-      }
-    });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (c: string) => {
-      if (this.stderr.length < 32_768) this.stderr += c;
-    });
-    this.exited = new Promise((resolve) =>
-      child.once('close', (code: number | null) => {
-        this.exitCode = code;
-        for (const w of this.waiters.splice(0)) {
-          w.reject(new Error(`${this.what} exited (${code}); last line ${JSON.stringify(this.lines.at(-1))}; stderr: ${this.stderr.trim().slice(-2000)}`));
-        }
-        resolve(code);
-      }),
-    );
-  }
-
-  /** The first line matching pred, seen or to come; rejects if the process ends first or after timeoutMs. */
-  waitFor(pred: (o: Obj) => boolean, what: string, timeoutMs = 60_000): Promise<Obj> {
-    const seen = this.lines.find(pred);
-    if (seen) return Promise.resolve(seen);
-    if (this.exitCode !== undefined) return Promise.reject(new Error(`${this.what} already exited before ${what}: ${this.stderr.trim().slice(-2000)}`));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(w), 1);
-        reject(new Error(`${this.what}: no ${what} within ${timeoutMs} ms; stderr: ${this.stderr.trim().slice(-2000)}`));
-      }, timeoutMs);
-      const w = {
-        pred,
-        resolve: (o: Obj) => {
-          clearTimeout(timer);
-          resolve(o);
-        },
-        reject: (e: Error) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      this.waiters.push(w);
-    });
-  }
-
-  /** End stdin (the fixtures' signal to close), then signal, then kill; waits for the exit. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 3000): Promise<number | null> {
-    if (this.exitCode !== undefined) return this.exitCode;
-    this.child.stdin.end();
-    const t1 = setTimeout(() => this.child.kill(signal), graceMs);
-    const t2 = setTimeout(() => this.child.kill('SIGKILL'), 2 * graceMs);
-    const code = await this.exited;
-    clearTimeout(t1);
-    clearTimeout(t2);
-    return code;
-  }
-}
 
 export function spawnInNs(ns: NetNs, argv: string[], what: string): LineProcess {
   const child = spawn('ip', ['netns', 'exec', ns.name, ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });

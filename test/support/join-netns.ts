@@ -75,14 +75,20 @@ export class NetNs {
 
 export const fixturePath = path.join(path.dirname(fileURLToPath(import.meta.url)), 'join-tun-fixture.js');
 
-/** A fixture process inside a namespace, read as JSON lines. */
-export class Fixture {
-  private lines: Record<string, unknown>[] = [];
-  private waiters: { pred: (o: Record<string, unknown>) => boolean; resolve: (o: Record<string, unknown>) => void }[] = [];
+type Obj = Record<string, unknown>;
+
+/** A child process printing JSON lines on stdout. */
+export class LineProcess {
+  readonly lines: Obj[] = [];
+  private waiters: { pred: (o: Obj) => boolean; resolve: (o: Obj) => void; reject: (e: Error) => void }[] = [];
   stderr = '';
   readonly exited: Promise<number | null>;
+  private exitCode: number | null | undefined;
 
-  private constructor(readonly child: ChildProcessWithoutNullStreams) {
+  constructor(
+    readonly child: ChildProcessWithoutNullStreams,
+    readonly what: string,
+  ) {
     let buf = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
@@ -91,9 +97,10 @@ export class Fixture {
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        let obj: Record<string, unknown>;
+        let obj: Obj;
         try {
-          obj = JSON.parse(line) as Record<string, unknown>;
+          const v: unknown = JSON.parse(line);
+          obj = typeof v === 'object' && v !== null ? (v as Obj) : { text: line };
         } catch {
           obj = { text: line };
         }
@@ -108,37 +115,69 @@ export class Fixture {
     });
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (c: string) => {
-      if (this.stderr.length < 16_384) this.stderr += c;
+      if (this.stderr.length < 32_768) this.stderr += c;
     });
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    this.exited = new Promise((resolve) =>
+      child.once('close', (code: number | null) => {
+        this.exitCode = code;
+        for (const w of this.waiters.splice(0)) {
+          w.reject(new Error(`${this.what} exited (${code}); last line ${JSON.stringify(this.lines.at(-1))}; stderr: ${this.stderr.trim().slice(-2000)}`));
+        }
+        resolve(code);
+      }),
+    );
   }
 
+  /** The first line matching pred, seen or to come; rejects if the process ends first or after timeoutMs. */
+  waitFor(pred: (o: Obj) => boolean, what: string, timeoutMs = 60_000): Promise<Obj> {
+    const seen = this.lines.find(pred);
+    if (seen) return Promise.resolve(seen);
+    if (this.exitCode !== undefined) return Promise.reject(new Error(`${this.what} already exited before ${what}: ${this.stderr.trim().slice(-2000)}`));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        reject(new Error(`${this.what}: no ${what} within ${timeoutMs} ms; stderr: ${this.stderr.trim().slice(-2000)}`));
+      }, timeoutMs);
+      const w = {
+        pred,
+        resolve: (o: Obj) => {
+          clearTimeout(timer);
+          resolve(o);
+        },
+        reject: (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.waiters.push(w);
+    });
+  }
+
+  /** End stdin (the fixtures' signal to close), then signal, then kill; waits for the exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 3000): Promise<number | null> {
+    if (this.exitCode !== undefined) return this.exitCode;
+    this.child.stdin.end();
+    const t1 = setTimeout(() => this.child.kill(signal), graceMs);
+    const t2 = setTimeout(() => this.child.kill('SIGKILL'), 2 * graceMs);
+    const code = await this.exited;
+    clearTimeout(t1);
+    clearTimeout(t2);
+    return code;
+  }
+}
+
+/** A fixture process inside a namespace, read as JSON lines. */
+export class Fixture extends LineProcess {
   static spawn(ns: NetNs, args: string[]): Fixture {
     const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, fixturePath, ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    return new Fixture(child);
-  }
-
-  /** The first line matching pred (already seen or to come); rejects if the process ends first. */
-  waitFor(pred: (o: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>> {
-    const seen = this.lines.find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const w = { pred, resolve };
-      this.waiters.push(w);
-      void this.exited.then((code) => {
-        if (!this.waiters.includes(w)) return;
-        this.waiters.splice(this.waiters.indexOf(w), 1);
-        const last = this.lines[this.lines.length - 1];
-        reject(new Error(`fixture exited (${code}) before ${what}; last line ${JSON.stringify(last)}; stderr: ${this.stderr.trim()}`));
-      });
-    });
+    return new Fixture(child, 'fixture');
   }
 
   /** Kill the fixture if it is still running and wait for it. */
-  async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  override async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    await this.exited;
+    return this.exited;
   }
 }
