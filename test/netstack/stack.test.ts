@@ -25,7 +25,7 @@ import {
   parseIpv4Address,
   type Ipv4Packet,
 } from '../../netstack/wire/index.js';
-import { ADDR_A, ADDR_B, CaptureLink, once, stackPair, waitFor } from '../support/stack-harness.js';
+import { ADDR_A, ADDR_B, CaptureLink, once, stackPair } from '../support/stack-harness.js';
 import type { RemoteInfo } from '../../netstack/api/dgram.js';
 
 const A = parseIpv4Address(ADDR_A)!;
