@@ -191,6 +191,12 @@ export class TcpConnection implements TcpConnectionApi {
   private highRxt: number;
   private dupAcks = 0;
   private score: SackScoreboard | null = null;
+  // Whether the congestion window is what limits sending (RFC 7661 section 4.3; as
+  // Linux's tcp_cwnd_validate): the largest flight seen in the current window of data,
+  // whether cwnd was full then, and where that window ends.
+  private flightHigh = 0;
+  private cwndFull = false;
+  private cwndUsageEnd = 0;
 
   // Delayed ACK and keepalive (RFC 1122 section 4.2.3.6).
   private ackAt = Infinity;
@@ -225,6 +231,7 @@ export class TcpConnection implements TcpConnectionApi {
     this.sndMax = this.iss;
     this.recover = this.iss;
     this.highRxt = this.iss;
+    this.cwndUsageEnd = this.iss;
     this.tsOffset =
       config.tsOffset !== undefined
         ? config.tsOffset(tuple)
@@ -757,7 +764,9 @@ export class TcpConnection implements TcpConnectionApi {
       }
     } else {
       this.dupAcks = 0;
-      this.cc.onAck(acked);
+      // RFC 7661 section 4.3: an application- or receiver-limited sender does not grow
+      // cwnd (it would otherwise climb without bound and later burst at line rate).
+      if (this.cwndLimited()) this.cc.onAck(acked);
     }
     // RFC 6298 section 5.3: restart the timer when new data is acknowledged.
     this.rtxBase = now;
@@ -1027,6 +1036,7 @@ export class TcpConnection implements TcpConnectionApi {
       this.sendData(sndNxt, len, fin, len > 0 && len === avail, now);
       if (fin) break;
     }
+    this.noteCwndUsage(sackRecovery ? this.pipe() : seqDiff(this.sndNxt, this.sndUna), mss);
     // RFC 9293 section 3.8.6.1: zero-window probing when data waits on the peer's window.
     if (blocked && this.sndMax === this.sndUna) {
       if (!this.persisting) {
@@ -1037,6 +1047,22 @@ export class TcpConnection implements TcpConnectionApi {
     } else {
       this.persisting = false;
     }
+  }
+
+  /** After sending: track the flight against cwnd for the current window of data. */
+  private noteCwndUsage(flight: number, mss: number): void {
+    const full = flight + mss > this.cc.cwnd;
+    if (!seqLt(this.sndUna, this.cwndUsageEnd) || full || flight > this.flightHigh) {
+      this.flightHigh = flight;
+      this.cwndFull = full;
+      this.cwndUsageEnd = this.sndNxt;
+    }
+  }
+
+  /** Linux tcp_is_cwnd_limited: in slow start, cwnd may reach twice the largest flight. */
+  private cwndLimited(): boolean {
+    if (this.cc.cwnd < this.cc.ssthresh) return this.cc.cwnd < 2 * this.flightHigh;
+    return this.cwndFull;
   }
 
   private payloadMss(): number {

@@ -176,4 +176,45 @@ describe('tcp retransmission and congestion control', () => {
     // Samples 0, 150, 150 ms: RTO = SRTT + 4*RTTVAR = 278.9 ms.
     assert.ok(Math.abs(h.conn.rto - 278.9) < 0.5, `rto ${h.conn.rto}`);
   });
+  describe('congestion window validation (RFC 7661)', () => {
+    it('does not grow cwnd while the application sends less than it allows', () => {
+      const { h, iss, irs } = setup();
+      const initial = h.conn.cwnd;
+      let una = iss + 1;
+      for (let i = 0; i < 200; i++) {
+        h.conn.send(new Uint8Array(1000), h.now);
+        assert.equal(h.drain().length, 1);
+        una += 1000;
+        h.send({ flags: ACK, seq: irs + 1, ack: una, window: 60000 });
+      }
+      // Before, every ACK of slow start added a segment: 10 + 200 segments.
+      assert.equal(h.conn.cwnd, initial);
+    });
+
+    it('stops growing cwnd at twice the flight the receive window allows', () => {
+      const { h, iss, irs } = setup();
+      let una = iss + 1;
+      h.conn.send(new Uint8Array(400_000), h.now);
+      for (let i = 0; i < 60; i++) {
+        const segs = h.drain();
+        assert.ok(segs.length > 0, `round ${i}: nothing sent`);
+        for (const s of segs) {
+          una = (s.seq + s.payloadLength) >>> 0;
+          h.send({ flags: ACK, seq: irs + 1, ack: una, window: 4000 });
+        }
+      }
+      // The largest flight was the initial window (10 segments, before the window shrank).
+      assert.ok(h.conn.cwnd <= 2 * 10 * 1000, `cwnd ${h.conn.cwnd}`);
+    });
+
+    it('still grows cwnd in slow start while it is what limits sending', () => {
+      const { h, irs } = setup();
+      const initial = h.conn.cwnd;
+      h.conn.send(new Uint8Array(100_000), h.now);
+      const first = h.drain();
+      assert.equal(first.length, initial / 1000);
+      for (const s of first) h.send({ flags: ACK, seq: irs + 1, ack: (s.seq + s.payloadLength) >>> 0, window: 60000 });
+      assert.equal(h.conn.cwnd, initial + first.length * 1000);
+    });
+  });
 });
