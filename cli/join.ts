@@ -66,6 +66,9 @@ hosts reach TCP servers on this machine at its overlay address.
                       e.g. --expose 5432 (psql -h laptop.imach on a host reaches the local
                       database) or --expose 8080=192.168.1.20:80. With --expose and neither
                       --socks nor --forward, no SOCKS5 proxy is started
+  --allow-remote      let --socks and --forward listen on an address other than loopback:
+                      they have no authentication, so anyone who reaches that address
+                      reaches the imaginary network as this machine
   --impair <faults>   for tests and debugging: seeded faults on the path to the relay, both
                       directions, e.g. loss=0.01,reorder=0.02,duplicate=0.01,delay=20,seed=7
                       (loss/reorder/duplicate are probabilities 0..1, delay and
@@ -93,6 +96,7 @@ export interface JoinCliArgs {
   forwards: ForwardSpec[];
   exposes: ExposeSpec[];
   impair?: ImpairSpec;
+  allowRemote: boolean;
   help: boolean;
 }
 
@@ -118,6 +122,7 @@ export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
         forward: { type: 'string', multiple: true },
         expose: { type: 'string', multiple: true },
         impair: { type: 'string' },
+        'allow-remote': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -137,6 +142,7 @@ export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     socks: { host: '127.0.0.1', port: 1080 },
     forwards: [],
     exposes: [],
+    allowRemote: values['allow-remote'] ?? false,
     help: values.help ?? false,
   };
   if (out.help) return out;
@@ -162,6 +168,15 @@ export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     out.exposes.push(spec);
   }
   if (out.exposes.length > 0 && values.socks === undefined && out.forwards.length === 0) out.socks = null;
+  if (!out.allowRemote) {
+    const open = [
+      ...(out.socks !== null && !isLoopbackHost(out.socks.host) ? [`--socks ${values.socks}`] : []),
+      ...out.forwards.filter((f) => !isLoopbackHost(f.bindHost)).map((f) => `--forward ${f.bindHost}:${f.bindPort}:${f.host}:${f.port}`),
+    ];
+    if (open.length > 0) {
+      return `${open[0]} would listen beyond this machine, and the proxy and forwards have no authentication: anyone who reaches it reaches the imaginary network as this machine. Add --allow-remote to accept that`;
+    }
+  }
   if (values.impair !== undefined) {
     const impair = parseImpair(values.impair);
     if (typeof impair === 'string') return impair;
@@ -183,6 +198,11 @@ export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
     if (out.token === undefined) return 'give --token <token> or IMACH_TOKEN (or --manifest <file> to mint one)';
   }
   return out;
+}
+
+/** 127.0.0.0/8 or localhost. */
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** `off`, `port` or `host:port` (IPv4 or localhost). */

@@ -55,6 +55,16 @@ describe('join: imach join command line', function () {
       assert.equal(a.token, 'from-env');
     });
 
+    it('listens beyond loopback only with --allow-remote (no authentication on the proxy)', function () {
+      const base = ['--relay', 'ws://r:1', '--token', 't', '--userspace'];
+      const loop = parseJoinArgs([...base, '--socks', '127.0.0.2:1080', '--forward', 'localhost:8080:web:80'], {});
+      assert.ok(typeof loop !== 'string', String(loop));
+      const open = parseJoinArgs([...base, '--allow-remote', '--socks', '0.0.0.0:1080', '--forward', '0.0.0.0:8080:web:80'], {});
+      assert.ok(typeof open !== 'string', String(open));
+      assert.deepEqual(open.socks, { host: '0.0.0.0', port: 1080 });
+      assert.equal(open.forwards[0]!.bindHost, '0.0.0.0');
+    });
+
     for (const [argv, pattern] of [
       [['--token', 't'], /--relay/],
       [['--relay', 'ws://r:1'], /--token/],
@@ -71,6 +81,8 @@ describe('join: imach join command line', function () {
       [['--relay', 'ws://r:1', '--token', 't', '--userspace', '--forward', '80:web'], /--forward/],
       [['--relay', 'ws://r:1', '--token', 't', '--userspace', '--forward', '80:web:0'], /ports/],
       [['--relay', 'ws://r:1', '--token', 't', '--userspace', '--dns'], /--dns/],
+      [['--relay', 'ws://r:1', '--token', 't', '--userspace', '--socks', '0.0.0.0:1080'], /--allow-remote/],
+      [['--relay', 'ws://r:1', '--token', 't', '--userspace', '--forward', '192.168.1.5:8080:web:80'], /--allow-remote/],
     ] as [string[], RegExp][]) {
       it(`refuses ${argv.join(' ')}`, function () {
         const a = parseJoinArgs(argv, {});
