@@ -35,6 +35,11 @@ export function createNetstackBundle(
     gateway: welcome.gateway,
     logger: log,
     tcp,
+    // Packets from the relay arrive over TCP (and TLS in production), which already
+    // protects them on every hop: like Linux on loopback and veth (CHECKSUM_UNNECESSARY),
+    // the host does not check them again. It still computes the checksums it sends, for
+    // joined kernels and packet captures.
+    verifyChecksums: false,
   });
   const net = (typeof stack.net === 'object' && stack.net !== null ? stack.net : createNetApi(stack)) as NetApi;
   stack.attach(link);
