@@ -16,7 +16,9 @@ import { HostEntry } from './host.js';
 import { LifecycleController, formatDuration, type LifecycleLimits } from './lifecycle.js';
 import { createLogger, type Logger } from './log.js';
 import { isDnsLabel, type Manifest } from './manifest.js';
-import { MALFORMED_REASONS, checkPacket, describePacket, isAllocationSignal, isTcpSynOnly, readDst, readSrc } from './packet.js';
+import { FrameReader } from './frame-reader.js';
+import { MALFORMED_REASONS, describePacket, isAllocationSignal, isTcpSynOnly, readDst } from './packet.js';
+import { PacketWalker } from './packet-views.js';
 import {
   ADMIN_HOST,
   DEFAULT_DOMAIN,
@@ -163,6 +165,8 @@ interface PendingPing {
 }
 
 const PING_RESEND_MS = 1000;
+/** hosts batch up to 16 packets of their MTU; accept a full-size batch whatever ours is */
+const MAX_FRAME_BYTES = maxFrameBytes(DEFAULT_MTU);
 const PING_PAYLOAD = new TextEncoder().encode('imach relay ping');
 
 function singleLine(s: string): string {
@@ -220,6 +224,10 @@ export class RelayServer implements Relay {
   private ticker: NodeJS.Timeout | null = null;
   private lastPingRound = 0;
   private closing = false;
+  /** binary frames taken off sockets by FrameReader / delivered by ws 'message' events */
+  private framesDirect = 0;
+  private framesMessage = 0;
+  private fastPathRefusal: string | null = null;
 
   constructor(
     private readonly server: Server,
@@ -282,8 +290,7 @@ export class RelayServer implements Relay {
     this.wss = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
-      // hosts batch up to 16 packets of their MTU; accept a full-size batch whatever ours is
-      maxPayload: maxFrameBytes(DEFAULT_MTU),
+      maxPayload: MAX_FRAME_BYTES,
       clientTracking: false,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
@@ -486,7 +493,16 @@ export class RelayServer implements Relay {
   private onJoin(entry: HostEntry, ws: WebSocket, nonce: string, socket: Duplex): void {
     const now = Date.now();
     const session = new RelaySession(randomBytes(8).toString('hex'), entry.name, ws, this.limits.queueBytes, now, nonce);
-    session.batchWrites(socket);
+    const reader = FrameReader.attach(ws, socket, MAX_FRAME_BYTES, (views, length) => {
+      if (entry.session !== session) return;
+      this.framesDirect++;
+      this.guard(entry, () => this.routeFrame(entry, views, length));
+    });
+    if (typeof reader === 'string' && this.fastPathRefusal === null) {
+      this.fastPathRefusal = reader;
+      this.log.warn('frame fast path not used, frames go through ws messages', { reason: reader });
+    }
+    session.batchWrites(socket, typeof reader !== 'string');
     const old = entry.session;
     const kind = old !== null ? 'replaced' : entry.state === 'running' && entry.deadline > 0 ? 'reconnect' : 'new';
     if (old !== null) old.close(4000, 'replaced by a new session');
@@ -498,14 +514,8 @@ export class RelayServer implements Relay {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (entry.session !== session) return;
       const buf = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? Buffer.from(data) : data;
-      try {
-        if (isBinary) this.onFrame(entry, buf);
-        else this.onControl(entry, buf.toString());
-      } catch (e) {
-        // a bug must not take the relay down with every session on it
-        this.count('internal-error', entry);
-        this.log.error('frame handling failed', { host: entry.name, error: e instanceof Error ? e.stack : String(e) });
-      }
+      if (isBinary) this.framesMessage++;
+      this.guard(entry, () => (isBinary ? this.onFrame(entry, buf) : this.onControl(entry, buf.toString())));
     });
     ws.on('error', (err) => this.log.debug('session error', { host: entry.name, session: session.id, error: err.message }));
     ws.on('close', (code: number, reason: Buffer) => {
@@ -535,6 +545,21 @@ export class RelayServer implements Relay {
     if (entry.session === session && entry.state !== 'draining') this.routes.set(entry.address, entry);
   }
 
+  /** A bug must not take the relay down with every session on it. */
+  private guard(entry: HostEntry, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.count('internal-error', entry);
+      this.log.error('frame handling failed', { host: entry.name, error: e instanceof Error ? e.stack : String(e) });
+    }
+  }
+
+  /** Binary frames so far: taken off the socket by the relay (`direct`), or as ws messages. */
+  frameStats(): { direct: number; message: number } {
+    return { direct: this.framesDirect, message: this.framesMessage };
+  }
+
   private onControl(entry: HostEntry, text: string): void {
     const msg = decodeControl(text);
     if (isProtocolError(msg)) {
@@ -562,37 +587,42 @@ export class RelayServer implements Relay {
 
   /**
    * A binary frame from a host: whole IPv4 packets back to back. Consecutive packets for
-   * the same connected destination go out as one view of the frame (the whole frame,
-   * untouched, when all go to one place).
+   * the same connected destination go out as one frame (the whole frame, untouched, when
+   * all go to one place).
    */
   onFrame(src: HostEntry, frame: Uint8Array): void {
+    this.routeFrame(src, [frame], frame.length);
+  }
+
+  /** A binary frame given as views of the reads it came in (`length` bytes in all). */
+  private routeFrame(src: HostEntry, views: readonly Uint8Array[], length: number): void {
     const now = Date.now();
     src.bucket.refill(now);
     src.lastTrafficAt = now;
-    let off = 0;
+    const w = new PacketWalker(views, length);
     let runStart = 0;
     let runDest: HostEntry | null = null;
     let runPackets = 0;
-    while (off < frame.length) {
-      const len = checkPacket(frame, off);
+    while (!w.done) {
+      const off = w.pos;
+      const len = w.check();
       if (len < 0) {
         this.count(MALFORMED_REASONS[-len], src);
         break;
       }
-      const next = off + len;
       src.packetsOut++;
       src.bytesOut += len;
       let forwarded = false;
-      if (readSrc(frame, off) !== src.address) {
+      if (w.src !== src.address) {
         this.count('spoofed-source', src);
       } else if (!src.bucket.take(len)) {
         this.count('rate-limited', src);
       } else {
-        const dst = readDst(frame, off);
+        const dst = w.dst;
         const dest = this.routes.get(dst);
         if (dest !== undefined) {
           if (runDest !== dest) {
-            if (runDest !== null) this.sendRun(runDest, frame.subarray(runStart, off), now, runPackets);
+            if (runDest !== null) this.sendRun(runDest, w.slice(runStart, off), off - runStart, now, runPackets);
             runDest = dest;
             runStart = off;
             runPackets = 0;
@@ -600,31 +630,35 @@ export class RelayServer implements Relay {
           runPackets++;
           forwarded = true;
         } else {
-          if (runDest !== null) this.sendRun(runDest, frame.subarray(runStart, off), now, runPackets);
+          if (runDest !== null) this.sendRun(runDest, w.slice(runStart, off), off - runStart, now, runPackets);
           runDest = null;
-          this.slowPath(src, frame.subarray(off, next), dst, now);
+          this.slowPath(src, w.bytes(off, off + len), dst, now);
         }
       }
       if (!forwarded && runDest !== null) {
-        this.sendRun(runDest, frame.subarray(runStart, off), now, runPackets);
+        this.sendRun(runDest, w.slice(runStart, off), off - runStart, now, runPackets);
         runDest = null;
       }
-      off = next;
+      w.skip(len);
     }
-    // the common case, a whole frame for one destination, is sent as it came (no view)
-    if (runDest !== null) this.sendRun(runDest, runStart === 0 && off === frame.length ? frame : frame.subarray(runStart, off), now, runPackets);
+    if (runDest !== null) this.sendRun(runDest, w.slice(runStart, w.pos), w.pos - runStart, now, runPackets);
   }
 
-  private sendRun(dest: HostEntry, bytes: Uint8Array, now: number, packets = 1): void {
-    if (bytes.length === 0) return;
+  private sendRun(dest: HostEntry, views: readonly Uint8Array[], bytes: number, now: number, packets = 1): void {
+    if (bytes === 0) return;
     const s = dest.session;
-    if (s === null || !s.sendPacket(bytes)) {
+    if (s === null || !s.sendFrame(views, bytes)) {
       this.count('queue-full', dest, packets);
       return;
     }
-    dest.bytesIn += bytes.length;
+    dest.bytesIn += bytes;
     dest.packetsIn += packets;
     dest.lastTrafficAt = now;
+  }
+
+  /** One packet in one buffer (gateway answers, held packets, a packet the slow path keeps). */
+  private sendOne(dest: HostEntry, packet: Uint8Array, now: number): void {
+    this.sendRun(dest, [packet], packet.length, now);
   }
 
   /** A packet whose destination has no session: the gateway, a host to start, or nowhere. */
@@ -645,7 +679,7 @@ export class RelayServer implements Relay {
   private holdOrStart(entry: HostEntry, packet: Uint8Array, now: number): void {
     if (entry.session !== null) {
       if (entry.state !== 'draining' || !isTcpSynOnly(packet)) {
-        this.sendRun(entry, packet, now);
+        this.sendOne(entry, packet, now);
         return;
       }
       // a new connection to a draining host waits for its next start
@@ -687,7 +721,7 @@ export class RelayServer implements Relay {
     entry.held = [];
     entry.heldBytes = 0;
     const now = Date.now();
-    for (const p of held) this.sendRun(entry, p, now);
+    for (const p of held) this.sendOne(entry, p, now);
   }
 
   private rejectHeld(entry: HostEntry, reason: string): void {
@@ -716,7 +750,7 @@ export class RelayServer implements Relay {
     const entry = this.byAddress.get(dst);
     if (entry === undefined) return;
     const now = Date.now();
-    if (entry.session !== null) this.sendRun(entry, packet, now);
+    if (entry.session !== null) this.sendOne(entry, packet, now);
     else if (packet[9] === 1 && packet[20] === 8) this.holdOrStart(entry, packet, now);
     // other gateway answers (DNS, unreachable) to a host without a session are dropped
   }

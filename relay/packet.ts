@@ -17,8 +17,7 @@ export const MALFORMED_REASONS = ['', 'malformed-short', 'malformed-version', 'm
  * Check the IPv4 header of the packet starting at `offset` in `frame`. Returns its total
  * length (> 0) or a negative MALFORMED_* code.
  */
-export function checkPacket(frame: Uint8Array, offset: number): number {
-  const avail = frame.length - offset;
+export function checkPacket(frame: Uint8Array, offset: number, avail: number = frame.length - offset): number {
   if (avail < 20) return MALFORMED_SHORT;
   const vihl = frame[offset];
   if (vihl >>> 4 !== 4) return MALFORMED_VERSION;

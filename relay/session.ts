@@ -4,12 +4,34 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { encodeControl, type RelayToHostMessage } from './protocol.js';
 
+/** WebSocket.OPEN */
+const OPEN = 1;
+
+/** RFC 6455 section 5.2: FIN + binary opcode; a server's frames are not masked (section 5.1). */
+function serverFrameHeader(len: number): Buffer {
+  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
+  const h = Buffer.allocUnsafe(2 + ext);
+  h[0] = 0x82;
+  if (ext === 0) h[1] = len;
+  else if (ext === 2) {
+    h[1] = 126;
+    h.writeUInt16BE(len, 2);
+  } else {
+    h[1] = 127;
+    h.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
+    h.writeUInt32BE(len >>> 0, 6);
+  }
+  return h;
+}
+
 export class RelaySession {
   lastPongAt: number;
   closed = false;
   /** The WebSocket's TCP socket, corked while one burst of frames is written to it. */
   private socket: Duplex | null = null;
   private corked = false;
+  /** binary frames go straight to the socket (see batchWrites) */
+  private direct = false;
   /** ws.bufferedAmount when the burst began: a burst's own frames are only held by the cork */
   private burstBase = 0;
   private readonly uncork = (): void => {
@@ -34,24 +56,38 @@ export class RelaySession {
    * Batch the frames sent to this session in one synchronous burst (all those forwarded
    * from one read of a sender's socket) into one write: the socket stays corked until the
    * burst's microtask checkpoint, so latency is unchanged and the syscalls per frame drop.
+   * With `directFrames`, binary frames are written on the socket as a header and the
+   * payload's views (a gather write); only when ws's Sender never queues (no extensions,
+   * checked by FrameReader.attach), so they stay in order with ws's own frames.
    */
-  batchWrites(socket: Duplex): void {
+  batchWrites(socket: Duplex, directFrames = false): void {
     this.socket = socket;
+    this.direct = directFrames;
   }
 
-  /** Send one frame of whole packets (a view; ws keeps a reference, never a copy). */
-  sendPacket(bytes: Uint8Array): boolean {
+  /**
+   * Send one binary frame of whole packets: `views` back to back (`bytes` in all), never
+   * joined or copied unless ws must send it. False when the session is closed or its queue full.
+   */
+  sendFrame(views: readonly Uint8Array[], bytes: number): boolean {
     if (this.closed) return false;
     // A burst is bounded by one read of the sender's socket; the limit is about what the
     // destination has not taken yet, as when every frame was written at once.
-    if ((this.corked ? this.burstBase : this.ws.bufferedAmount) + bytes.length > this.queueBytes) return false;
-    if (!this.corked && this.socket !== null) {
+    if ((this.corked ? this.burstBase : this.ws.bufferedAmount) + bytes > this.queueBytes) return false;
+    const socket = this.socket;
+    if (!this.corked && socket !== null) {
       this.corked = true;
       this.burstBase = this.ws.bufferedAmount;
-      this.socket.cork();
+      socket.cork();
       queueMicrotask(this.uncork);
     }
-    this.ws.send(bytes, { binary: true });
+    // once closing, ws.send discards (a frame after a close frame would break RFC 6455 section 5.5.1)
+    if (this.direct && socket !== null && this.ws.readyState === OPEN) {
+      socket.write(serverFrameHeader(bytes));
+      for (const v of views) socket.write(v);
+    } else {
+      this.ws.send(views.length === 1 ? views[0] : Buffer.concat(views, bytes), { binary: true });
+    }
     return true;
   }
 
