@@ -162,7 +162,7 @@ export class RelayLink implements Link {
   private controlHandlers: ControlHandler[] = [];
   private stateHandlers: ((s: RelayLinkState, err?: RelayLinkError) => void)[] = [];
   /** Packets waiting for the next flush (same tick) or for a reconnect. */
-  private queue: Uint8Array[] = [];
+  private queue: QueuedPacket[] = [];
   private queueHead = 0;
   private queueBytes = 0;
   private flushScheduled = false;
@@ -276,20 +276,37 @@ export class RelayLink implements Link {
   }
 
   send(packet: Uint8Array): void {
+    if (!this.admit(packet.length)) return;
+    this.enqueue(packet);
+    if (this._state === 'open') this.scheduleFlush();
+  }
+
+  /**
+   * Send one packet given as `header` and `payload` views (Link.sendGather): queued and
+   * batched like any packet, and written to the socket without joining its parts when
+   * its frame is written as a gather list. The views are not copied: see Link.sendGather.
+   */
+  sendGather(header: Uint8Array, payload: readonly Uint8Array[], length: number): void {
+    if (!this.admit(length)) return;
+    this.enqueue(new GatheredPacket(header, payload, length));
+    if (this._state === 'open') this.scheduleFlush();
+  }
+
+  /** Whether a packet of `length` bytes may be queued now; counts the drop if not. */
+  private admit(length: number): boolean {
     if (this._state === 'closed') {
       this.counters.drops.closed++;
-      return;
+      return false;
     }
-    if (packet.length > this.options.maxBatchBytes || packet.length > this.mtu) {
+    if (length > this.options.maxBatchBytes || length > this.mtu) {
       this.counters.drops.tooBig++;
-      return;
+      return false;
     }
     if (this._state === 'open' && this.ws && this.ws.bufferedAmount > this.options.maxBufferedBytes) {
       this.counters.drops.congested++;
-      return;
+      return false;
     }
-    this.enqueue(packet);
-    if (this._state === 'open') this.scheduleFlush();
+    return true;
   }
 
   /** Send a control object now (dropped, returning false, while disconnected). */
@@ -336,7 +353,7 @@ export class RelayLink implements Link {
 
   // --- internals ---
 
-  private enqueue(packet: Uint8Array): void {
+  private enqueue(packet: QueuedPacket): void {
     const o = this.options;
     while (
       this.queue.length - this.queueHead >= o.maxQueuePackets ||
@@ -375,7 +392,9 @@ export class RelayLink implements Link {
         n++;
         bytes += len;
       }
-      if (n === 1) ws.send(this.queue[this.queueHead]!, { binary: true });
+      const first = this.queue[this.queueHead]!;
+      if (n === 1 && first instanceof Uint8Array) ws.send(first, { binary: true });
+      else if (n === 1 && socket !== null) writeGathered(socket, this.queue, this.queueHead, n, bytes);
       else if (socket !== null && bytes >= n * GATHER_MIN_AVERAGE) writeGathered(socket, this.queue, this.queueHead, n, bytes);
       else ws.send(concat(this.queue, this.queueHead, n, bytes), { binary: true });
       for (let i = 0; i < n; i++) this.queue[this.queueHead + i] = EMPTY;
@@ -661,6 +680,18 @@ export class RelayLink implements Link {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** A packet queued as header and payload views (RelayLink.sendGather). */
+class GatheredPacket {
+  constructor(
+    readonly header: Uint8Array,
+    readonly payload: readonly Uint8Array[],
+    /** bytes of the whole packet */
+    readonly length: number,
+  ) {}
+}
+
+type QueuedPacket = Uint8Array | GatheredPacket;
 /**
  * Packets of at least this size on average are written as a gather list; smaller ones are
  * copied into one buffer, which costs less than a socket write per packet.
@@ -669,24 +700,43 @@ const GATHER_MIN_AVERAGE = 8192;
 /** WebSocket close code the relay uses when a new session for the same host replaces this one. */
 export const CLOSE_REPLACED = 4000;
 
-function concat(list: Uint8Array[], start: number, n: number, bytes: number): Uint8Array {
+function concat(list: QueuedPacket[], start: number, n: number, bytes: number): Uint8Array {
   const out = Buffer.allocUnsafe(bytes);
   let off = 0;
   for (let i = start; i < start + n; i++) {
-    out.set(list[i]!, off);
-    off += list[i]!.length;
+    const p = list[i]!;
+    if (p instanceof Uint8Array) {
+      out.set(p, off);
+      off += p.length;
+      continue;
+    }
+    out.set(p.header, off);
+    off += p.header.length;
+    for (const part of p.payload) {
+      out.set(part, off);
+      off += part.length;
+    }
   }
   return out;
 }
 
 /**
  * Write one binary WebSocket frame holding `n` queued packets without joining them: the
- * header, then each packet, on a corked socket (one writev). ws writes synchronously to
- * the same socket (no compression, no Blobs), so frames stay in order with its own.
+ * header, then each packet (a gathered one as its header and payload views), on a corked
+ * socket (one writev). ws writes synchronously to the same socket (no compression, no
+ * Blobs), so frames stay in order with its own.
  */
-function writeGathered(socket: Duplex, list: Uint8Array[], start: number, n: number, bytes: number): void {
+function writeGathered(socket: Duplex, list: QueuedPacket[], start: number, n: number, bytes: number): void {
   socket.write(frameHeader(bytes));
-  for (let i = start; i < start + n; i++) socket.write(list[i]!);
+  for (let i = start; i < start + n; i++) {
+    const p = list[i]!;
+    if (p instanceof Uint8Array) {
+      socket.write(p);
+      continue;
+    }
+    socket.write(p.header);
+    for (const part of p.payload) socket.write(part);
+  }
 }
 
 /** RFC 6455 section 5.2: FIN + binary opcode, MASK with an all-zero key (see zeroMask). */

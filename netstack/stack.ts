@@ -415,6 +415,38 @@ export class Stack implements UdpHost, PingHost {
     return null;
   }
 
+  /**
+   * Whether a packet to `dst` may be sent as header and payload views (sendGather): the
+   * link takes gather lists and the packet leaves the stack (loopback packets are input
+   * again here, and input keeps views of what it is given).
+   */
+  canGather(dst: number): boolean {
+    const link = this.link;
+    return link !== null && link.sendGather !== undefined && dst !== this.localAddress && !this.closed;
+  }
+
+  /**
+   * Hand one IPv4 packet of `length` bytes, `header` followed by the `payload` views, to
+   * the link without joining them (Link.sendGather). It is never fragmented: one larger
+   * than the MTU is dropped as 'egress-too-big'.
+   */
+  sendGather(header: Uint8Array, payload: readonly Uint8Array[], length: number): void {
+    const link = this.link;
+    if (this.closed || link === null || link.sendGather === undefined) {
+      this.drop('egress-no-link');
+      return;
+    }
+    if (length > this.mtu) {
+      this.drop('egress-too-big');
+      return;
+    }
+    const c = this.counters;
+    c.packetsOut++;
+    c.bytesOut += length;
+    this.lastActivity = this.clock.now();
+    link.sendGather(header, payload, length);
+  }
+
   private transmit(packet: Uint8Array): void {
     const c = this.counters;
     c.packetsOut++;

@@ -22,7 +22,7 @@ import type {
 } from './tcp/types.js';
 import { isWireError } from './wire/error.js';
 import { IPV4_FLAG_DF, IPV4_HEADER_LENGTH, PROTO_TCP, emitIpv4Header, type Ipv4HeaderFields, type Ipv4Packet } from './wire/ipv4.js';
-import { SYN, emitTcp, parseTcp, tcpBufferLength, type TcpSegmentOut } from './wire/tcp.js';
+import { SYN, emitTcp, emitTcpHeader, parseTcp, tcpBufferLength, tcpHeaderLength, type TcpSegmentOut } from './wire/tcp.js';
 
 /** What TCP needs from the stack around it. */
 export interface TcpStackEnv {
@@ -34,6 +34,10 @@ export interface TcpStackEnv {
   readonly verifyChecksums: boolean;
   now(): number;
   sendPacket(packet: Uint8Array): void;
+  /** Whether a segment to `dst` may go out as header and payload views (Link.sendGather). */
+  canGather?(dst: number): boolean;
+  /** Send `header` (IPv4 and TCP headers) followed by the `payload` views: `length` bytes in all. */
+  sendGather?(header: Uint8Array, payload: readonly Uint8Array[], length: number): void;
   nextIpId(): number;
   reschedule(item: Timed): void;
   unschedule(item: Timed): void;
@@ -43,6 +47,11 @@ export interface TcpStackEnv {
   readonly ephemeralPorts: readonly [number, number];
 }
 
+/**
+ * Segments with at least this much payload go to a link with sendGather as header and
+ * send-buffer views: below it, a copy costs less than a gather list.
+ */
+const GATHER_MIN_PAYLOAD = 1024;
 const SLAB_BYTES = 64 * 1024;
 const SLAB_MAX_PACKET = 16 * 1024;
 
@@ -98,6 +107,10 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
   // ---- TcpEnv -------------------------------------------------------------------------
 
   output(tuple: FourTuple, segment: TcpSegmentOut): void {
+    if (segment.payloadLength >= GATHER_MIN_PAYLOAD && this.stack.sendGather !== undefined && this.stack.canGather?.(tuple.remoteAddress) === true) {
+      this.outputGather(tuple, segment);
+      return;
+    }
     const tcpLength = tcpBufferLength(segment);
     const total = IPV4_HEADER_LENGTH + tcpLength;
     const packet = this.allocPacket(total);
@@ -111,6 +124,32 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
     h.id = this.stack.nextIpId();
     emitIpv4Header(h, packet, 0);
     this.stack.sendPacket(packet);
+  }
+
+  /**
+   * The segment's payload (send-buffer views) is not copied: only the IPv4 and TCP headers
+   * are built, and the link writes them and the views out. The send buffer may reuse a
+   * block while a packet holding views of it is still queued; see tcp/send-buffer.ts for
+   * why that is safe.
+   */
+  private outputGather(tuple: FourTuple, segment: TcpSegmentOut): void {
+    const p = segment.payload;
+    const payload = p instanceof Uint8Array ? [p] : p;
+    let n = 0;
+    for (const part of payload) n += part.length;
+    if (n !== segment.payloadLength) throw new Error(`tcp segment payloadLength ${segment.payloadLength} does not match its payload`);
+    const headerLength = IPV4_HEADER_LENGTH + tcpHeaderLength(segment.options);
+    const total = headerLength + n;
+    const header = this.allocPacket(headerLength);
+    emitTcpHeader(segment, header, IPV4_HEADER_LENGTH, tuple.localAddress, tuple.remoteAddress);
+    const h = this.ipHeader;
+    h.src = tuple.localAddress;
+    h.dst = tuple.remoteAddress;
+    h.totalLength = total;
+    h.ttl = this.stack.ttl;
+    h.id = this.stack.nextIpId();
+    emitIpv4Header(h, header, 0);
+    this.stack.sendGather?.(header, payload, total);
   }
 
   deadlineChanged(conn: TcpConnectionLike): void {

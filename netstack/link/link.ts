@@ -15,6 +15,16 @@ export interface Link {
    * a batch with one ACK. A link that has this calls it after every batch it delivers.
    */
   onBatchEnd?(handler: () => void): void;
+  /**
+   * Optional: send one IPv4 packet of `length` bytes given as `header` (the IPv4 header
+   * and the transport header) followed by the `payload` views, without joining them. The
+   * link owns `header` afterwards; the payload views belong to the sender, which may
+   * overwrite their bytes once the peer has acknowledged them (a packet still queued by
+   * then is a stale retransmission: see tcp/send-buffer.ts). So only a link that puts the
+   * bytes on a wire has this; one that hands packets to a receiver in the same process
+   * (which may keep views of them) must not. The stack uses it for large TCP segments.
+   */
+  sendGather?(header: Uint8Array, payload: readonly Uint8Array[], length: number): void;
   /** Largest packet this link carries, if it has a limit. */
   readonly mtu?: number;
 }

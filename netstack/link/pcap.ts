@@ -78,7 +78,23 @@ export class PcapTap implements Link {
     const epoch = options.epochMs ?? 0;
     this.time = clock !== undefined ? () => epoch + clock.now() : () => Date.now();
     this.sink.write(pcapFileHeader());
+    if (inner.sendGather !== undefined) {
+      this.sendGather = (header, payload, length) => {
+        const packet = new Uint8Array(length);
+        packet.set(header, 0);
+        let off = header.length;
+        for (const part of payload) {
+          packet.set(part, off);
+          off += part.length;
+        }
+        this.sink.write(pcapRecord(packet, this.time()));
+        inner.sendGather!(header, payload, length);
+      };
+    }
   }
+
+  /** Present when the inner link has it: the record gets a contiguous copy of the packet. */
+  readonly sendGather?: (header: Uint8Array, payload: readonly Uint8Array[], length: number) => void;
 
   get mtu(): number | undefined {
     return this.inner.mtu;

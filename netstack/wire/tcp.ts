@@ -1,7 +1,7 @@
 // TCP segment records (RFC 9293 section 3.1). Protocol code works with these plain
 // records; parse/emit (added below by the wire layer) are the only bridge to bytes.
 
-import { internetChecksum, pseudoHeaderSum } from './checksum.js';
+import { gatherSum, internetChecksum, onesComplementSum, pseudoHeaderSum } from './checksum.js';
 import { wireError, type WireError } from './error.js';
 import { IPV4_FLAG_DF, IPV4_HEADER_LENGTH, PROTO_TCP, emitIpv4Header, readUint32, writeUint32 } from './ipv4.js';
 
@@ -280,6 +280,23 @@ export function emitTcp(seg: TcpSegment | TcpSegmentOut, buffer: Uint8Array, off
   buffer[offset + 16] = sum >>> 8;
   buffer[offset + 17] = sum;
   return length;
+}
+
+/**
+ * Write header and options at buffer[offset] for a segment from src to dst (uint32), with
+ * a checksum that covers the payload where it lies (not copied: the caller sends header
+ * and payload as a gather list). Returns the header length.
+ */
+export function emitTcpHeader(seg: TcpSegmentOut, buffer: Uint8Array, offset: number, src: number, dst: number): number {
+  const headerLength = writeHeader(seg, buffer, offset);
+  const length = headerLength + seg.payloadLength;
+  // The header is a whole number of 32-bit words, so the payload's words stay aligned.
+  const headerSum = onesComplementSum(buffer, offset, offset + headerLength, pseudoHeaderSum(src, dst, PROTO_TCP, length));
+  const payload = seg.payload;
+  const sum = ~(payload instanceof Uint8Array ? onesComplementSum(payload, 0, payload.length, headerSum) : gatherSum(payload, headerSum)) & 0xffff;
+  buffer[offset + 16] = sum >>> 8;
+  buffer[offset + 17] = sum;
+  return headerLength;
 }
 
 export interface TcpPacketIp {
