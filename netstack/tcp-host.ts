@@ -116,13 +116,7 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
     const packet = this.allocPacket(total);
     const written = emitTcp(segment, packet, IPV4_HEADER_LENGTH, tuple.localAddress, tuple.remoteAddress);
     if (written !== tcpLength) throw new Error(`tcp segment payloadLength ${segment.payloadLength} does not match its payload`);
-    const h = this.ipHeader;
-    h.src = tuple.localAddress;
-    h.dst = tuple.remoteAddress;
-    h.totalLength = total;
-    h.ttl = this.stack.ttl;
-    h.id = this.stack.nextIpId();
-    emitIpv4Header(h, packet, 0);
+    this.emitIpHeader(tuple, total, packet);
     this.stack.sendPacket(packet);
   }
 
@@ -142,14 +136,19 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
     const total = headerLength + n;
     const header = this.allocPacket(headerLength);
     emitTcpHeader(segment, header, IPV4_HEADER_LENGTH, tuple.localAddress, tuple.remoteAddress);
+    this.emitIpHeader(tuple, total, header);
+    this.stack.sendGather?.(header, payload, total);
+  }
+
+  /** The IPv4 header of a TCP packet of `total` bytes from this connection, at `into[0]`. */
+  private emitIpHeader(tuple: FourTuple, total: number, into: Uint8Array): void {
     const h = this.ipHeader;
     h.src = tuple.localAddress;
     h.dst = tuple.remoteAddress;
     h.totalLength = total;
     h.ttl = this.stack.ttl;
     h.id = this.stack.nextIpId();
-    emitIpv4Header(h, header, 0);
-    this.stack.sendGather?.(header, payload, total);
+    emitIpv4Header(h, into, 0);
   }
 
   deadlineChanged(conn: TcpConnectionLike): void {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { createNetstackBundle } from '../../hostfn/netstack-bundle.js';
 import { Stack } from '../../netstack/stack.js';
 import type { Link, PacketHandler } from '../../netstack/link/link.js';
-import type { WelcomeMessage } from '../../hostfn/protocol.js';
 import { tcpPacket } from '../support/relay-packets.js';
+import { testWelcome } from '../support/welcome.js';
 
 class FakeLink implements Link {
   readonly sent: Uint8Array[] = [];
@@ -18,20 +18,7 @@ class FakeLink implements Link {
   close(): void {}
 }
 
-const welcome: WelcomeMessage = {
-  type: 'welcome',
-  version: 1,
-  host: 'web',
-  address: '10.77.0.10',
-  network: '10.77.0.0/16',
-  prefixLength: 16,
-  mtu: 65535,
-  gateway: '10.77.0.1',
-  dns: '10.77.0.1',
-  domain: 'imach',
-  idleMs: null,
-  session: 's',
-};
+const welcome = testWelcome();
 
 const SYN = 0x02;
 const SYN_ACK = 0x12;

@@ -23,6 +23,7 @@ import {
   tcpHeaderLength,
   type TcpSegmentOut,
 } from '../../netstack/wire/index.js';
+import { testWelcome } from '../support/welcome.js';
 
 /** A minimal IPv4 packet: header with version/IHL and total length, then a payload. */
 function ipv4(payloadLen: number, fill = 0): Uint8Array {
@@ -36,20 +37,7 @@ function ipv4(payloadLen: number, fill = 0): Uint8Array {
 }
 
 function welcome(address = '10.77.0.5', session = 's1') {
-  return {
-    type: 'welcome',
-    version: 1,
-    host: 'h',
-    address,
-    network: '10.77.0.0/16',
-    prefixLength: 16,
-    mtu: 65535,
-    gateway: '10.77.0.1',
-    dns: '10.77.0.1',
-    domain: 'imach',
-    idleMs: null,
-    session,
-  };
+  return testWelcome({ host: 'h', address, session });
 }
 
 interface FakeRelay {

@@ -8,6 +8,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { HostRuntime, type RuntimeSocketStats, type StackBundle } from '../../hostfn/runtime.js';
 import { silentLogger } from '../../hostfn/log.js';
 import type { Launch } from '../../hostfn/protocol.js';
+import { testWelcome } from '../support/welcome.js';
 
 /** A stack stand-in whose counters the test sets; servers count as listeners. */
 class FakeStack {
@@ -60,20 +61,7 @@ async function fakeRelay(refuse = false): Promise<Relay> {
       if (!bin) messages.push(JSON.parse(String(d)));
     });
     ws.send(
-      JSON.stringify({
-        type: 'welcome',
-        version: 1,
-        host: 'app',
-        address: '10.77.0.9',
-        network: '10.77.0.0/16',
-        prefixLength: 16,
-        mtu: 65535,
-        gateway: '10.77.0.1',
-        dns: '10.77.0.1',
-        domain: 'imach',
-        idleMs: 1000,
-        session: 'x',
-      }),
+      JSON.stringify(testWelcome({ host: 'app', address: '10.77.0.9', idleMs: 1000, session: 'x' })),
     );
     resolveConn(ws);
   });

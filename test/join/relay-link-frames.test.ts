@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { RelayLink, isRelayLinkError, splitPackets } from '../../hostfn/relay-link.js';
 import { silentLogger } from '../../hostfn/log.js';
+import { testWelcome } from '../support/welcome.js';
 
 /** An IPv4-shaped packet of `total` bytes whose payload bytes are all `fill`. */
 function ipv4(total: number, fill: number): Uint8Array {
@@ -13,20 +14,7 @@ function ipv4(total: number, fill: number): Uint8Array {
   return p;
 }
 
-const WELCOME = {
-  type: 'welcome',
-  version: 1,
-  host: 'h',
-  address: '10.77.0.5',
-  network: '10.77.0.0/16',
-  prefixLength: 16,
-  mtu: 65535,
-  gateway: '10.77.0.1',
-  dns: '10.77.0.1',
-  domain: 'imach',
-  idleMs: null,
-  session: 's1',
-};
+const WELCOME = testWelcome({ host: 'h', address: '10.77.0.5', session: 's1' });
 
 // Frames of several packets are written as a header plus the packets (no joined copy):
 // a real ws server must decode each length form (7-bit, 16-bit, 64-bit) and keep the order

@@ -3,6 +3,8 @@ import type { IncomingMessage } from 'node:http';
 import { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { FrameReader } from '../../relay/frame-reader.js';
+import { mulberry32 } from '../../netstack/link/prng.js';
+import { clientFrame } from '../support/ws-frames.js';
 
 const MAX = 1 << 20;
 
@@ -64,28 +66,6 @@ function harness(opts: { allowSynchronousEvents?: boolean } = {}): Harness {
   };
 }
 
-/** RFC 6455 section 5.2: a client frame, masked with `key`. */
-function clientFrame(opcode: number, payload: Uint8Array, o: { fin?: boolean; key?: number[] } = {}): Buffer {
-  const key = o.key ?? [0, 0, 0, 0];
-  const len = payload.length;
-  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const h = Buffer.alloc(2 + ext + 4);
-  h[0] = (o.fin === false ? 0 : 0x80) | opcode;
-  if (ext === 0) h[1] = 0x80 | len;
-  else if (ext === 2) {
-    h[1] = 0x80 | 126;
-    h.writeUInt16BE(len, 2);
-  } else {
-    h[1] = 0x80 | 127;
-    h.writeUInt32BE(0, 2);
-    h.writeUInt32BE(len, 6);
-  }
-  h.set(key, 2 + ext);
-  const body = Buffer.from(payload);
-  for (let i = 0; i < body.length; i++) body[i] ^= key[i & 3];
-  return Buffer.concat([h, body]);
-}
-
 /** Server frames (unmasked) written to the socket: opcode and payload. */
 function serverFrames(written: Buffer[]): { opcode: number; payload: Buffer }[] {
   const b = Buffer.concat(written);
@@ -115,18 +95,6 @@ function bytes(n: number, seed: number): Uint8Array {
     out[i] = x >>> 24;
   }
   return out;
-}
-
-/** Deterministic PRNG (mulberry32) for split points. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Feed `stream` in chunks cut at `cuts` (sorted offsets), each a fresh buffer as a socket read is. */
@@ -174,7 +142,7 @@ describe('relay frame reader', () => {
   it('takes frames with 16- and 64-bit lengths and a non-zero key, split at random points (seeded)', () => {
     const stream = Buffer.concat([smallStream, clientFrame(2, b, { key: [0xde, 0xad, 0xbe, 0xef] }), clientFrame(1, Buffer.from('{"type":"end"}'))]);
     const expected: Event[] = [...smallExpected, ['bin', Buffer.from(b).toString('hex')], ['text', '{"type":"end"}']];
-    const next = rng(42);
+    const next = mulberry32(42);
     for (let round = 0; round < 200; round++) {
       const n = 1 + Math.floor(next() * 40);
       const cuts = Array.from({ length: n }, () => Math.floor(next() * stream.length)).sort((x, y) => x - y);

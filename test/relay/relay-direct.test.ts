@@ -8,6 +8,7 @@ import { RelayServer, startRelay, JOIN_PATH, SUBPROTOCOL, maxFrameBytes, type Re
 import { silentLogger } from '../../relay/log.js';
 import { joinRelay, waitFor, type TestHost } from '../support/relay-client.js';
 import { concat, rawPacket } from '../support/relay-packets.js';
+import { clientFrame } from '../support/ws-frames.js';
 
 interface ServerFrame {
   opcode: number;
@@ -121,26 +122,6 @@ class RawHost {
   }
 }
 
-/** RFC 6455 section 5.2: a client frame masked with `key` (hosts use all zeros). */
-function clientFrame(opcode: number, payload: Uint8Array, key: number[] = [0, 0, 0, 0], fin = true): Buffer {
-  const len = payload.length;
-  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const h = Buffer.alloc(2 + ext + 4);
-  h[0] = (fin ? 0x80 : 0) | opcode;
-  if (ext === 0) h[1] = 0x80 | len;
-  else if (ext === 2) {
-    h[1] = 0x80 | 126;
-    h.writeUInt16BE(len, 2);
-  } else {
-    h[1] = 0x80 | 127;
-    h.writeUInt32BE(len, 6);
-  }
-  h.set(key, 2 + ext);
-  const body = Buffer.from(payload);
-  for (let i = 0; i < body.length; i++) body[i] ^= key[i & 3];
-  return Buffer.concat([h, body]);
-}
-
 async function withRelay(fn: (relay: RelayServer) => Promise<void>): Promise<void> {
   const relay = await startRelay({ listen: { host: '127.0.0.1', port: 0 }, secret: 'direct-test-secret', logger: silentLogger });
   assert.ok(relay instanceof RelayServer);
@@ -228,9 +209,9 @@ describe('relay data path without reassembly', function () {
         const data = clientFrame(2, concat(...ps));
         // header is 2 bytes + 2 length + 4 key; packets start at 8; second packet's header at 78
         await raw.write(data, [1, 3, 6, 8, 80, 90]);
-        const keyed = clientFrame(2, concat(...ps), [0xa1, 0xb2, 0xc3, 0xd4]);
+        const keyed = clientFrame(2, concat(...ps), { key: [0xa1, 0xb2, 0xc3, 0xd4] });
         const activity = clientFrame(1, Buffer.from(JSON.stringify({ type: 'activity', established: 3, listening: 1, bytesIn: 0, bytesOut: 0, idleMs: 0 })));
-        const ping = clientFrame(9, Buffer.from('are you there'), [1, 2, 3, 4]);
+        const ping = clientFrame(9, Buffer.from('are you there'), { key: [1, 2, 3, 4] });
         const stream = concat(keyed, activity, ping, data);
         await raw.write(stream, [keyed.length - 1, keyed.length + 3, keyed.length + activity.length + 7, stream.length - data.length + 9]);
         const pong = await raw.next((f) => f.opcode === 10);
@@ -266,7 +247,7 @@ describe('relay data path without reassembly', function () {
         const ps = packets(raw.address, b.address, 2, 1000, 1);
         const body = concat(...ps);
         await raw.write(
-          concat(clientFrame(2, body.subarray(0, 1010), [7, 7, 7, 7], false), clientFrame(9, Buffer.from('x')), clientFrame(0, body.subarray(1010), [0, 0, 0, 0], true), clientFrame(2, ps[0])),
+          concat(clientFrame(2, body.subarray(0, 1010), { key: [7, 7, 7, 7], fin: false }), clientFrame(9, Buffer.from('x')), clientFrame(0, body.subarray(1010)), clientFrame(2, ps[0])),
           [500, 1100],
         );
         await raw.next((f) => f.opcode === 10);

@@ -8,6 +8,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { splitPackets } from '../../hostfn/relay-link.js';
 import { JOIN_PATH, SUBPROTOCOL, type WelcomeMessage } from '../../relay/protocol.js';
 import { echoReplyTo } from './join-packets.js';
+import { testWelcome } from './welcome.js';
 
 export interface FakeRelayOptions {
   token: string;
@@ -26,21 +27,7 @@ export class FakeRelay {
   ) {}
 
   static async start(options: FakeRelayOptions): Promise<FakeRelay> {
-    const welcome: WelcomeMessage = {
-      type: 'welcome',
-      version: 1,
-      host: 'laptop',
-      address: '10.77.0.200',
-      network: '10.77.0.0/16',
-      prefixLength: 16,
-      mtu: 65535,
-      gateway: '10.77.0.1',
-      dns: '10.77.0.1',
-      domain: 'imach',
-      idleMs: null,
-      session: 'test-session',
-      ...options.welcome,
-    };
+    const welcome = testWelcome({ host: 'laptop', address: '10.77.0.200', ...options.welcome });
     const http = createServer();
     const wss = new WebSocketServer({
       server: http,
