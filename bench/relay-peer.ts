@@ -10,9 +10,10 @@ import { createNetstackBundle } from '../hostfn/netstack-bundle.js';
 import type { NetApi } from '../netstack/api/net.js';
 import { buildUdpPacket } from '../netstack/wire/udp.js';
 import { parseIpv4Address } from '../netstack/wire/ipv4.js';
+import { startBenchRelay } from './relay-setup.js';
 
 export interface PeerConfig {
-  mode: 'plain-relay' | 'raw' | 'host';
+  mode: 'plain-relay' | 'imach-relay' | 'raw' | 'host';
   role?: 'send' | 'recv' | 'echo' | 'rr' | 'tcp-sink' | 'tcp-source' | 'tcp-echo' | 'tcp-rr' | 'connect-probe';
   url?: string;
   token?: string;
@@ -26,6 +27,9 @@ export interface PeerConfig {
   warmup?: number;
   /** receivers: bytes received before the clock starts (JIT warm-up), reported as `measured` */
   warmBytes?: number;
+  /** imach-relay: its MTU, and the hosts to mint join tokens for */
+  mtu?: number;
+  hosts?: string[];
 }
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as PeerConfig;
@@ -49,6 +53,13 @@ async function plainRelay(): Promise<void> {
   });
   await new Promise<void>((r) => wss.on('listening', () => r()));
   send({ url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}` });
+}
+
+/** The imach relay in a process of its own, as the plain forwarder is: it reports its URL and tokens. */
+async function imachRelay(): Promise<void> {
+  const relay = await startBenchRelay(cfg.mtu ?? 65535);
+  const tokens = Object.fromEntries((cfg.hosts ?? []).map((h) => [h, relay.mintToken(h)]));
+  send({ url: relay.url, tokens });
 }
 
 function openRaw(): Promise<{ ws: WebSocket; address: string | null }> {
@@ -267,5 +278,5 @@ async function host(): Promise<void> {
 }
 
 process.on('disconnect', () => process.exit(0));
-const run = cfg.mode === 'plain-relay' ? plainRelay : cfg.mode === 'raw' ? raw : host;
+const run = cfg.mode === 'plain-relay' ? plainRelay : cfg.mode === 'imach-relay' ? imachRelay : cfg.mode === 'raw' ? raw : host;
 run().catch(fail);
