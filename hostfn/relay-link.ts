@@ -393,10 +393,11 @@ export class RelayLink implements Link {
         bytes += len;
       }
       const first = this.queue[this.queueHead]!;
-      if (n === 1 && first instanceof Uint8Array) ws.send(first, { binary: true });
-      else if (n === 1 && socket !== null) writeGathered(socket, this.queue, this.queueHead, n, bytes);
-      else if (socket !== null && bytes >= n * GATHER_MIN_AVERAGE) writeGathered(socket, this.queue, this.queueHead, n, bytes);
-      else ws.send(concat(this.queue, this.queueHead, n, bytes), { binary: true });
+      // Frames go straight to the socket (ws's Sender would only add a copy of its checks);
+      // small packets are joined first, which costs less than a write each.
+      if (socket !== null && (n === 1 || bytes >= n * GATHER_MIN_AVERAGE)) writeGathered(socket, this.queue, this.queueHead, n, bytes);
+      else if (socket !== null) writeGathered(socket, [concat(this.queue, this.queueHead, n, bytes)], 0, 1, bytes);
+      else ws.send(n === 1 && first instanceof Uint8Array ? first : concat(this.queue, this.queueHead, n, bytes), { binary: true });
       for (let i = 0; i < n; i++) this.queue[this.queueHead + i] = EMPTY;
       this.queueHead += n;
       this.queueBytes -= bytes;
