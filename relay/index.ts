@@ -339,6 +339,9 @@ export class RelayServer implements Relay {
     out['bytes-delivered'] = bin;
     out['bytes-received'] = bout;
     out.sessions = this.sessionCount;
+    // binary frames the relay took off sockets itself (FrameReader) and through ws messages
+    out['frames-direct'] = this.framesDirect;
+    out['frames-message'] = this.framesMessage;
     return out;
   }
 
@@ -553,11 +556,6 @@ export class RelayServer implements Relay {
       this.count('internal-error', entry);
       this.log.error('frame handling failed', { host: entry.name, error: e instanceof Error ? e.stack : String(e) });
     }
-  }
-
-  /** Binary frames so far: taken off the socket by the relay (`direct`), or as ws messages. */
-  frameStats(): { direct: number; message: number } {
-    return { direct: this.framesDirect, message: this.framesMessage };
   }
 
   private onControl(entry: HostEntry, text: string): void {
