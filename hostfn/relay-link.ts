@@ -8,6 +8,8 @@ import { createRequire } from 'node:module';
 import type { RawData } from 'ws';
 import type { Link, PacketHandler } from '../netstack/link/link.js';
 import { createLogger, type Logger } from './log.js';
+import { FrameReader } from '../relay/frame-reader.js';
+import { PacketWalker } from '../relay/packet-views.js';
 import {
   JOIN_PATH,
   MAX_PACKETS_PER_FRAME,
@@ -87,6 +89,8 @@ export interface RelayLinkCounters {
   bytesIn: number;
   bytesOut: number;
   framesIn: number;
+  /** binary frames read off the socket by the link itself (FrameReader), not through ws */
+  framesDirect: number;
   framesOut: number;
   controlIn: number;
   controlOut: number;
@@ -180,6 +184,7 @@ export class RelayLink implements Link {
     bytesIn: 0,
     bytesOut: 0,
     framesIn: 0,
+    framesDirect: 0,
     framesOut: 0,
     controlIn: 0,
     controlOut: 0,
@@ -427,10 +432,11 @@ export class RelayLink implements Link {
     return new Promise((resolve) => {
       let settled = false;
       let socket: Duplex | null = null;
+      const maxPayload = Math.max(maxFrameBytes(), this.options.maxBatchBytes) + 65536;
       const ws = new WebSocket(url, SUBPROTOCOL, {
         headers: { authorization: `Bearer ${token}` },
         perMessageDeflate: false,
-        maxPayload: Math.max(maxFrameBytes(), this.options.maxBatchBytes) + 65536,
+        maxPayload,
         handshakeTimeout: this.options.connectTimeoutMs,
         // RFC 6455 section 5.3 masks client frames to protect browsers' intermediaries from
         // cache poisoning; this link only talks to our own relay, and a zero key lets both
@@ -472,6 +478,21 @@ export class RelayLink implements Link {
       });
       // the response of an upgrade is parsed on the socket the WebSocket then uses
       ws.once('upgrade', (res: IncomingMessage) => (socket = res.socket));
+      // Binary frames come off the socket as views of its reads (no joined copy of each
+      // frame, as the relay does); ws keeps the welcome and every other frame. 'open' comes
+      // before anything after the upgrade response has been read.
+      ws.once('open', () => {
+        if (socket === null) return;
+        const reader = FrameReader.attach(ws, socket, maxPayload, (views) => onBinaryFrame(views), 'client');
+        if (typeof reader === 'string') this.log.debug('binary frames go through ws', { reason: reader });
+      });
+      const onBinaryFrame = (views: Uint8Array[]) => {
+        if (!settled) return done({ kind: 'protocol', message: 'binary frame before welcome' });
+        this.counters.framesDirect++;
+        if (this.ws === ws) this.onFrameViews(views);
+        // between the welcome and attach(): kept with the frames ws delivers meanwhile
+        else if (this.stash === stash) stash(views as Buffer[], true);
+      };
       ws.on('error', (e: Error) => done({ kind: 'network', message: `cannot reach relay ${url}: ${e.message}` }));
       ws.on('close', (code, reason) =>
         done({ kind: 'closed', message: `relay closed during join (${code} ${reason.toString()})` }),
@@ -539,33 +560,67 @@ export class RelayLink implements Link {
     if (ws.readyState === WebSocket.OPEN) ws.ping();
   }
 
+  /** A binary frame as views of the socket reads it came in (FrameReader). */
+  private onFrameViews(views: Uint8Array[]): void {
+    if (views.length === 1) return this.onFrame(views[0] as Buffer, true);
+    this.lastHeard = Date.now();
+    this.counters.framesIn++;
+    let length = 0;
+    for (const v of views) length += v.length;
+    const w = new PacketWalker(views, length);
+    const packets: Uint8Array[] = [];
+    let malformed = false;
+    while (!w.done) {
+      const off = w.pos;
+      // the same checks as splitPackets (the relay checked the header checksum)
+      const len = w.check(false);
+      if (len < 0) {
+        malformed = true;
+        break;
+      }
+      // a view when the packet lies in one read, else a copy of it (not zero-filled first)
+      const parts = w.slice(off, off + len);
+      packets.push(parts.length === 1 ? parts[0]! : joinParts(parts, len));
+      w.skip(len);
+    }
+    this.receivePackets(packets, malformed);
+  }
+
   private onFrame(data: RawData, isBinary: boolean): void {
     this.lastHeard = Date.now();
     if (isBinary) {
-      const frame = rawToBytes(data);
       this.counters.framesIn++;
-      const { packets, malformed } = splitPackets(frame);
-      if (malformed) this.counters.drops.malformed++;
-      const h = this.receiveHandler;
-      let delivered = false;
-      for (const p of packets) {
-        this.counters.packetsIn++;
-        this.counters.bytesIn += p.length;
-        if (!h || this.receivePaused) {
-          if (this.early.length < this.options.maxQueuePackets && this.earlyBytes + p.length <= this.options.maxQueueBytes) {
-            this.early.push(p);
-            this.earlyBytes += p.length;
-          } else {
-            this.counters.drops.noHandler++;
-          }
-          continue;
-        }
-        h(p);
-        delivered = true;
-      }
-      if (delivered) this.batchEndHandler?.();
+      const { packets, malformed } = splitPackets(rawToBytes(data));
+      this.receivePackets(packets, malformed);
       return;
     }
+    this.onControlFrame(data);
+  }
+
+  /** The packets of one binary frame, to the stack (or held until it listens). */
+  private receivePackets(packets: readonly Uint8Array[], malformed: boolean): void {
+    if (malformed) this.counters.drops.malformed++;
+    const h = this.receiveHandler;
+    let delivered = false;
+    for (const p of packets) {
+      this.counters.packetsIn++;
+      this.counters.bytesIn += p.length;
+      if (!h || this.receivePaused) {
+        if (this.early.length < this.options.maxQueuePackets && this.earlyBytes + p.length <= this.options.maxQueueBytes) {
+          this.early.push(p);
+          this.earlyBytes += p.length;
+        } else {
+          this.counters.drops.noHandler++;
+        }
+        continue;
+      }
+      h(p);
+      delivered = true;
+    }
+    if (delivered) this.batchEndHandler?.();
+  }
+
+  private onControlFrame(data: RawData): void {
     const m = decodeControl(rawToString(data));
     if (isProtocolError(m)) {
       this.counters.drops.badControl++;
@@ -755,6 +810,16 @@ function frameHeader(len: number): Buffer {
     h.writeUInt32BE(len >>> 0, 6);
   }
   return h;
+}
+
+function joinParts(parts: readonly Uint8Array[], length: number): Uint8Array {
+  const out = Buffer.allocUnsafe(length);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 function rawToBytes(data: RawData): Uint8Array {

@@ -1,5 +1,7 @@
-// Takes a session's binary data frames off its socket without joining them: each one is
-// handed on as the list of views of the socket reads it spans. Every other frame (text,
+// Takes a WebSocket's binary data frames off its socket without joining them: each one is
+// handed on as the list of views of the socket reads it spans. The relay uses it on its
+// sessions (server end: frames arrive masked) and hosts on their link (client end:
+// frames arrive unmasked). Every other frame (text,
 // ping, pong, close, fragments, anything odd) goes byte for byte to ws's own Receiver, so
 // ws keeps doing the control protocol, the close handshake, size limits and errors.
 
@@ -67,6 +69,8 @@ export class FrameReader {
   private keyZero = true;
   private keyPos = 0;
   private views: Uint8Array[] = [];
+  /** RFC 6455 section 5.1: a server's frames come masked, a client's unmasked */
+  private readonly masked: boolean;
   private readonly onData = (chunk: Buffer): void => this.push(chunk);
   private readonly onClose = (): void => this.drainOnClose();
 
@@ -75,7 +79,10 @@ export class FrameReader {
     private readonly receiver: ReceiverInternals,
     private readonly maxPayload: number,
     private readonly sink: FrameSink,
-  ) {}
+    end: 'server' | 'client',
+  ) {
+    this.masked = end === 'server';
+  }
 
   /**
    * Take over `socket`'s 'data' from ws (right after the upgrade, before any data is read).
@@ -83,13 +90,13 @@ export class FrameReader {
    * Sending frames directly on the socket is safe exactly when this succeeds (no
    * extensions, so ws's Sender never queues).
    */
-  static attach(ws: WebSocket, socket: Duplex, maxPayload: number, sink: FrameSink): FrameReader | string {
+  static attach(ws: WebSocket, socket: Duplex, maxPayload: number, sink: FrameSink, end: 'server' | 'client' = 'server'): FrameReader | string {
     const w = ws as unknown as WebSocketInternals;
     if (w._socket !== socket) return 'ws._socket is not the upgraded socket';
     const r = w._receiver as Partial<ReceiverInternals> | null;
     if (r === null || typeof r !== 'object' || typeof r.write !== 'function') return 'no ws._receiver';
     if (r._state !== GET_INFO || r._bufferedBytes !== 0 || r._fragmented !== 0 || r._errored !== false) return 'ws._receiver is not idle or has unknown fields';
-    if (r._isServer !== true || r._allowSynchronousEvents !== true) return 'ws._receiver is not a server receiver with synchronous events';
+    if (r._isServer !== (end === 'server') || r._allowSynchronousEvents !== true) return `ws._receiver is not a ${end} receiver with synchronous events`;
     if (r._maxPayload !== maxPayload) return `ws._receiver._maxPayload is ${String(r._maxPayload)}, expected ${maxPayload}`;
     const ext = w._extensions;
     if (ext === null || typeof ext !== 'object' || Object.keys(ext).length !== 0) return 'ws has extensions';
@@ -98,7 +105,7 @@ export class FrameReader {
     if ((ws as WebSocket).readyState !== 1) return 'ws is not open';
     const data = socket.listeners('data');
     if (data.length !== 1 || (data[0] as { name?: string }).name !== 'socketOnData') return 'socket data listener is not ws socketOnData';
-    const reader = new FrameReader(socket, r as ReceiverInternals, maxPayload, sink);
+    const reader = new FrameReader(socket, r as ReceiverInternals, maxPayload, sink, end);
     socket.removeListener('data', data[0] as (chunk: Buffer) => void);
     socket.on('data', reader.onData);
     // before ws's own close listener, which hands what the socket still buffers to the Receiver
@@ -158,12 +165,15 @@ export class FrameReader {
     this.remaining = length;
     this.opcode = h[0] & 0x0f;
     const r = this.receiver;
-    // RFC 6455 section 5.2: FIN, no RSV bits, binary; section 5.3: a client masks every frame
-    const mine = h[0] === 0x80 + OPCODE_BINARY && (h[1] & 0x80) !== 0 && length <= this.maxPayload;
+    // RFC 6455 section 5.2: FIN, no RSV bits, binary; section 5.1: masked exactly when
+    // the frame comes from a client
+    const mine = h[0] === 0x80 + OPCODE_BINARY && ((h[1] & 0x80) !== 0) === this.masked && length <= this.maxPayload;
     if (mine && r._state === GET_INFO && r._bufferedBytes === 0 && r._fragmented === 0 && !r._errored) {
-      const k = this.headerNeed - 4;
-      this.key.set(h.subarray(k, k + 4));
-      this.keyZero = (h[k] | h[k + 1] | h[k + 2] | h[k + 3]) === 0;
+      if (this.masked) {
+        const k = this.headerNeed - 4;
+        this.key.set(h.subarray(k, k + 4));
+        this.keyZero = (h[k] | h[k + 1] | h[k + 2] | h[k + 3]) === 0;
+      } else this.keyZero = true;
       this.keyPos = 0;
       this.resetHeader();
       this.state = State.Data;

@@ -29,8 +29,11 @@ export class PacketWalker {
     return this.pos >= this.length;
   }
 
-  /** Check the header at pos: its total length, or a negative MALFORMED_* code. */
-  check(): number {
+  /**
+   * Check the header at pos: its total length, or a negative MALFORMED_* code. Hosts skip
+   * the header checksum (`verifyChecksum` false): the relay checked it.
+   */
+  check(verifyChecksum = true): number {
     const avail = this.length - this.pos;
     while (this.vo === this.views[this.vi].length) {
       this.vi++;
@@ -45,7 +48,7 @@ export class PacketWalker {
       bytes = s;
       at = 0;
     }
-    const len = checkPacket(bytes, at, avail);
+    const len = checkPacket(bytes, at, avail, verifyChecksum);
     if (len > 0) {
       this.src = readSrc(bytes, at);
       this.dst = readDst(bytes, at);

@@ -24,6 +24,7 @@ import {
   type TcpSegmentOut,
 } from '../../netstack/wire/index.js';
 import { testWelcome } from '../support/welcome.js';
+import { serverFrame } from '../support/ws-frames.js';
 
 /** A minimal IPv4 packet: header with version/IHL and total length, then a payload. */
 function ipv4(payloadLen: number, fill = 0): Uint8Array {
@@ -261,6 +262,58 @@ describe('hostfn/relay-link', () => {
     );
     assert.equal(l.counters.drops.malformed, 1);
     assert.equal(l.state, 'open');
+  });
+
+  describe('binary frames read off the socket (FrameReader, client end)', () => {
+    it('delivers packets of frames cut at every kind of point, in order with control frames', async () => {
+      const r = await relay();
+      const l = await link(r);
+      const got: Uint8Array[] = [];
+      l.onReceive((p) => got.push(Uint8Array.from(p)));
+      const controls: string[] = [];
+      l.onControl((m) => controls.push(m.type));
+      const big = [ipv4(60_000, 1), ipv4(65_515 - 20, 2), ipv4(3000, 3)];
+      const small = [ipv4(1, 4), ipv4(2, 5)];
+      const stream = Buffer.concat([
+        serverFrame(Buffer.concat(big)),
+        serverFrame(Buffer.from(JSON.stringify({ type: 'drain', reason: 'test', graceMs: 10 })), 1),
+        serverFrame(Buffer.concat(small)),
+      ]);
+      // cuts inside the first frame's header, inside a packet header, between packets and
+      // inside the text frame
+      const cuts = [1, 3, 12, 25, 60_020, 60_030, 120_000, stream.length - 40, stream.length - 5];
+      const sock = (r.conns[0] as unknown as { _socket: import('node:net').Socket })._socket;
+      let at = 0;
+      for (const c of [...cuts, stream.length]) {
+        sock.write(stream.subarray(at, c));
+        at = c;
+        await new Promise((res) => setTimeout(res, 2));
+      }
+      await until(() => got.length === 5, 'five packets');
+      assert.deepEqual(got.map((p) => [p.length, p[20]]), [...big, ...small].map((p) => [p.length, p[20]]));
+      for (const [i, p] of [...big, ...small].entries()) assert.deepEqual(got[i], p);
+      assert.deepEqual(controls, ['drain']);
+      assert.equal(l.counters.framesDirect, 2, 'both binary frames taken off the socket');
+      assert.equal(l.counters.framesIn, 2);
+      assert.equal(l.counters.drops.malformed, 0);
+    });
+
+    it('counts a malformed packet in a frame that spans reads, keeping the packets before it', async () => {
+      const r = await relay();
+      const l = await link(r);
+      const got: number[] = [];
+      l.onReceive((p) => got.push(p[20]!));
+      const bad = ipv4(10, 9);
+      bad[0] = 0x65;
+      const frame = serverFrame(Buffer.concat([ipv4(40_000, 7), ipv4(40_000, 8), bad, ipv4(10, 10)]));
+      const sock = (r.conns[0] as unknown as { _socket: import('node:net').Socket })._socket;
+      sock.write(frame.subarray(0, 30_000));
+      await new Promise((res) => setTimeout(res, 5));
+      sock.write(frame.subarray(30_000));
+      await until(() => l.counters.drops.malformed === 1, 'malformed counted');
+      assert.deepEqual(got, [7, 8]);
+      assert.equal(l.counters.framesDirect, 1);
+    });
   });
 
   it('keeps packets sent right behind the welcome until a handler is set', async () => {
