@@ -1005,7 +1005,7 @@ export class TcpConnection implements TcpConnectionApi {
       }
       const avail = seqDiff(dataEnd, sndNxt);
       const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), sndNxt);
-      const cwndRoom = this.cc.cwnd - inFlight;
+      const cwndRoom = this.cc.cwnd + (resending ? 0 : this.limitedTransmitAllowance()) - inFlight;
       let len = mss;
       if (avail < len) len = avail;
       if (wndRoom < len) len = wndRoom;
@@ -1047,6 +1047,16 @@ export class TcpConnection implements TcpConnectionApi {
     } else {
       this.persisting = false;
     }
+  }
+
+  /**
+   * RFC 3042 (limited transmit): on each of the first two duplicate ACKs outside recovery,
+   * one new segment beyond cwnd, so that a small flight still gets the third duplicate ACK
+   * that starts fast retransmit instead of waiting for a timeout.
+   */
+  private limitedTransmitAllowance(): number {
+    if (this.inRecovery || this.dupAcks === 0 || this.dupAcks >= this.config.dupAckThreshold) return 0;
+    return (this.dupAcks < 2 ? this.dupAcks : 2) * this.sndMss;
   }
 
   /** After sending: track the flight against cwnd for the current window of data. */

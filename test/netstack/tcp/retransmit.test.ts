@@ -176,6 +176,25 @@ describe('tcp retransmission and congestion control', () => {
     // Samples 0, 150, 150 ms: RTO = SRTT + 4*RTTVAR = 278.9 ms.
     assert.ok(Math.abs(h.conn.rto - 278.9) < 0.5, `rto ${h.conn.rto}`);
   });
+  it('limited transmit: one new segment on each of the first two duplicate ACKs (RFC 3042)', () => {
+    const { h, iss, irs } = setup();
+    const cwnd = h.conn.cwnd;
+    h.conn.send(new Uint8Array(cwnd + 5000), h.now);
+    assert.equal(h.drain().length, cwnd / 1000);
+    const dup = (): void => void h.send({ flags: ACK, seq: irs + 1, ack: iss + 1 });
+    dup();
+    h.expect({ seq: iss + 1 + cwnd, len: 1000 });
+    h.expectNothing();
+    dup();
+    h.expect({ seq: iss + 1 + cwnd + 1000, len: 1000 });
+    h.expectNothing();
+    assert.equal(h.conn.cwnd, cwnd, 'cwnd itself is unchanged');
+    dup();
+    // the third starts fast retransmit of the first segment
+    h.expect({ seq: iss + 1, len: 1000 });
+    assert.equal(h.conn.stats.fastRetransmits, 1);
+  });
+
   describe('congestion window validation (RFC 7661)', () => {
     it('does not grow cwnd while the application sends less than it allows', () => {
       const { h, iss, irs } = setup();
