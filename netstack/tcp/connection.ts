@@ -6,7 +6,7 @@
 // timer re-arms itself for the real expiry. So the deadline the stack sees changes
 // rarely, not on every segment.
 
-import { ACK, FIN, PSH, RST, SYN, type TcpOptions, type TcpSegment, type TcpSegmentOut } from '../wire/tcp.js';
+import { ACK, FIN, PSH, RST, SYN, type SackBlock, type TcpOptions, type TcpSegment, type TcpSegmentOut } from '../wire/tcp.js';
 import { NewReno, type CongestionControl } from './congestion.js';
 import { windowScaleFor, type TcpConfig } from './config.js';
 import { defaultIsnGenerator } from './isn.js';
@@ -191,6 +191,8 @@ export class TcpConnection implements TcpConnectionApi {
   private highRxt: number;
   private dupAcks = 0;
   private score: SackScoreboard | null = null;
+  /** A duplicate segment's range, for the next ACK's first SACK block (D-SACK, RFC 2883). */
+  private dsack: SackBlock | null = null;
   // Whether the congestion window is what limits sending (RFC 7661 section 4.3; as
   // Linux's tcp_cwnd_validate): the largest flight seen in the current window of data,
   // whether cwnd was full then, and where that window ends.
@@ -595,6 +597,10 @@ export class TcpConnection implements TcpConnectionApi {
         this.stats.outOfWindow++;
         // RFC 9293 section 3.10.7.4: TIME-WAIT re-ACKs a retransmitted FIN and restarts 2MSL.
         if (this.state === 'TIME-WAIT' && fin && seqAdd(seq, payload.length + 1) === this.rcvNxt) this.rtxBase = now;
+        // RFC 2883 section 4: data wholly below RCV.NXT is a duplicate; say so (D-SACK)
+        if (this.sackOk && payload.length > 0 && seqLe(seqAdd(seq, payload.length), this.rcvNxt)) {
+          this.dsack = { left: seq, right: seqAdd(seq, payload.length) };
+        }
         // Segments with data or SYN/FIN always get a duplicate ACK; bare ACKs only at a
         // limited rate, so that two confused ends cannot ping-pong ACKs (as Linux does).
         if (segLen > 0 || now - this.lastOowAckAt >= OOW_ACK_INTERVAL_MS) {
@@ -810,6 +816,11 @@ export class TcpConnection implements TcpConnectionApi {
     let seq = segSeq;
     let data = payload;
     if (seqLt(seq, this.rcvNxt)) {
+      // RFC 2883 section 4: report the duplicate part in the first SACK block of the ACK
+      if (this.sackOk && data.length > 0) {
+        const end = seqAdd(seq, data.length);
+        this.dsack = { left: seq, right: seqLt(end, this.rcvNxt) ? end : this.rcvNxt };
+      }
       const off = seqDiff(this.rcvNxt, seq);
       data = off >= data.length ? EMPTY : data.subarray(off);
       seq = this.rcvNxt;
@@ -1201,11 +1212,17 @@ export class TcpConnection implements TcpConnectionApi {
   /** A segment with the usual ACK, window and options. */
   private emit(seq: number, flags: number, payload: Uint8Array | Uint8Array[], len: number, now: number): void {
     let options = NO_OPTIONS;
-    if (this.sackOk && this.asm !== null && this.asm.count > 0) {
+    const dsack = this.dsack;
+    if (this.sackOk && ((this.asm !== null && this.asm.count > 0) || dsack !== null)) {
       options = {};
       if (this.tsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent };
       // RFC 2018 section 3: at most 3 blocks alongside timestamps, else 4.
-      options.sack = this.asm.sackBlocks(this.tsOk ? 3 : 4);
+      const max = this.tsOk ? 3 : 4;
+      const blocks = this.asm !== null && this.asm.count > 0 ? this.asm.sackBlocks(dsack !== null ? max - 1 : max) : [];
+      // RFC 2883 section 4: a duplicate is reported once, in the first block
+      if (dsack !== null) blocks.unshift(dsack);
+      this.dsack = null;
+      options.sack = blocks;
     } else if (this.tsOk) {
       SCRATCH_TS.value = this.tsNow(now);
       SCRATCH_TS.echo = this.tsRecent;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ACK, FIN, TcpHarness } from '../../support/tcp-harness.js';
+import { ACK, FIN, PSH, TcpHarness } from '../../support/tcp-harness.js';
 
 const PLAIN = { timestamps: false, sack: false, windowScaling: false, mss: 1000 };
 
@@ -115,6 +115,36 @@ describe('tcp retransmission and congestion control', () => {
     h.send({ flags: ACK, seq: r, ack: iss + 1, data: new Uint8Array(100) });
     h.expect({ flags: ACK, ack: r + 400, sack: null });
     assert.equal(h.events.receivedBytes().length, 400);
+  });
+
+  it('receiver reports a duplicate segment once, in the first SACK block (D-SACK, RFC 2883)', () => {
+    const h = new TcpHarness({ ...PLAIN, sack: true });
+    const { iss, irs } = h.establishActive({ options: { mss: 1000, sackPermitted: true } });
+    const r = irs + 1;
+    h.send({ flags: ACK | PSH, seq: r, ack: iss + 1, data: new Uint8Array(100) });
+    h.drain();
+    // the same segment again: its range, below the cumulative ACK, leads the SACK option
+    h.send({ flags: ACK | PSH, seq: r, ack: iss + 1, data: new Uint8Array(100) });
+    h.expect({ flags: ACK, ack: r + 100, sack: [{ left: r, right: r + 100 }] });
+    // with out-of-order data held, the D-SACK block comes first, then the usual blocks
+    h.send({ flags: ACK, seq: r + 300, ack: iss + 1, data: new Uint8Array(100) });
+    h.expect({ flags: ACK, ack: r + 100, sack: [{ left: r + 300, right: r + 400 }] });
+    h.send({ flags: ACK, seq: r + 50, ack: iss + 1, data: new Uint8Array(100) });
+    h.expect({ flags: ACK, ack: r + 150, sack: [{ left: r + 50, right: r + 100 }, { left: r + 300, right: r + 400 }] });
+    // reported once: the next ACK has only the out-of-order block
+    h.send({ flags: ACK, seq: r + 150, ack: iss + 1, data: new Uint8Array(50) });
+    h.expect({ flags: ACK, ack: r + 200, sack: [{ left: r + 300, right: r + 400 }] });
+    assert.equal(h.events.receivedBytes().length, 200);
+  });
+
+  it('without SACK, a duplicate segment is ACKed without options', () => {
+    const h = new TcpHarness({ ...PLAIN });
+    const { iss, irs } = h.establishActive({ options: { mss: 1000 } });
+    const r = irs + 1;
+    h.send({ flags: ACK | PSH, seq: r, ack: iss + 1, data: new Uint8Array(100) });
+    h.drain();
+    h.send({ flags: ACK | PSH, seq: r, ack: iss + 1, data: new Uint8Array(100) });
+    h.expect({ flags: ACK, ack: r + 100, sack: null });
   });
 
   it('reassembles overlapping and duplicated out-of-order segments, FIN included', () => {
