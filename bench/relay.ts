@@ -225,7 +225,7 @@ export async function runRelayBench(opts: { quick: boolean }): Promise<BenchRow[
   const secs = opts.quick ? 1 : 3;
   // Each goodput figure is the median of `rounds` runs, baseline and ours alternating, so
   // that a slow spell of this shared machine weighs on both alike.
-  const rounds = opts.quick ? 1 : 3;
+  const rounds = opts.quick ? 1 : 5;
   const runs = (xs: number[]) => (xs.length > 1 ? `; median of ${xs.length} alternating runs: ${xs.map((x) => x.toFixed(2)).join(', ')}` : '');
   for (const mtu of [65535, 1500]) {
     const n = mtu === 1500 ? bytes / 4 : bytes;
