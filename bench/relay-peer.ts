@@ -103,6 +103,33 @@ function swapAddresses(b: Buffer): void {
   }
 }
 
+/**
+ * Counts round trips for cfg.seconds after cfg.warmup seconds of unmeasured ones (a fresh
+ * process's JIT warm-up). answered() is called at each answer: true once time is up.
+ */
+class RoundTrips {
+  private count = 0;
+  private t0 = performance.now();
+  private readonly warmEnd = this.t0 + (cfg.warmup ?? 0) * 1000;
+  private deadline = this.warmEnd + cfg.seconds! * 1000;
+  private warming = this.warmEnd > this.t0;
+
+  answered(): boolean {
+    const now = performance.now();
+    if (this.warming && now >= this.warmEnd) {
+      this.warming = false;
+      this.count = 0;
+      this.t0 = now;
+      this.deadline = now + cfg.seconds! * 1000;
+    } else this.count++;
+    return now > this.deadline;
+  }
+
+  result(): { count: number; ms: number } {
+    return { count: this.count, ms: performance.now() - this.t0 };
+  }
+}
+
 async function raw(): Promise<void> {
   const { ws, address } = await openRaw();
   send({ ready: true, address });
@@ -155,26 +182,15 @@ async function raw(): Promise<void> {
     send({ sent, t0, t1: wallNow() });
   } else if (role === 'rr') {
     const msg = message(address, cfg.msgSize ?? 29);
-    let count = 0;
-    let t0 = performance.now();
-    const warmEnd = t0 + (cfg.warmup ?? 0) * 1000;
-    let deadline = warmEnd + cfg.seconds! * 1000;
-    let warming = warmEnd > t0;
+    const clock = new RoundTrips();
     await new Promise<void>((resolve) => {
       ws.on('message', () => {
-        const now = performance.now();
-        if (warming && now >= warmEnd) {
-          warming = false;
-          count = 0;
-          t0 = now;
-          deadline = t0 + cfg.seconds! * 1000;
-        } else count++;
-        if (now > deadline) return resolve();
+        if (clock.answered()) return resolve();
         ws.send(msg);
       });
       ws.send(msg);
     });
-    send({ count, ms: performance.now() - t0 });
+    send(clock.result());
     ws.close();
   }
 }
@@ -241,21 +257,10 @@ async function host(): Promise<void> {
           sock.once('error', j);
         });
         const one = Buffer.from([0x2a]);
-        let count = 0;
-        let t0 = performance.now();
-        const warmEnd = t0 + (cfg.warmup ?? 0) * 1000;
-        let deadline = warmEnd + cfg.seconds! * 1000;
-        let warming = warmEnd > t0;
+        const clock = new RoundTrips();
         sock.on('data', () => {
-          const now = performance.now();
-          if (warming && now >= warmEnd) {
-            warming = false;
-            count = 0;
-            t0 = now;
-            deadline = t0 + cfg.seconds! * 1000;
-          } else count++;
-          if (now > deadline) {
-            send({ count, ms: performance.now() - t0 });
+          if (clock.answered()) {
+            send(clock.result());
             sock.destroy();
             return;
           }

@@ -110,12 +110,13 @@ export async function tcpGoodput(mtu: number, bytes: number, warmBytes = 0): Pro
   }
 }
 
-export async function rawRtt(seconds: number, warmup = 0): Promise<number> {
+/** Mean round trip in µs between an echo peer and a request/response peer on one relay. */
+async function roundTrip(echoCfg: PeerConfig, rrCfg: PeerConfig): Promise<number> {
   const relay = await startBenchRelay(65535);
   try {
-    const echo = startPeer({ mode: 'raw', role: 'echo', url: relay.url, token: relay.mintToken('echo') });
+    const echo = startPeer({ ...echoCfg, url: relay.url, token: relay.mintToken('echo') });
     const { address } = (await echo.next()) as { address: string };
-    const rr = startPeer({ mode: 'raw', role: 'rr', url: relay.url, token: relay.mintToken('rr'), target: address, seconds, warmup, msgSize: 29 });
+    const rr = startPeer({ ...rrCfg, url: relay.url, token: relay.mintToken('rr'), target: address });
     await rr.next();
     rr.go();
     const r = (await rr.next()) as { count: number; ms: number };
@@ -127,21 +128,12 @@ export async function rawRtt(seconds: number, warmup = 0): Promise<number> {
   }
 }
 
-export async function tcpRtt(seconds: number, warmup = 0): Promise<number> {
-  const relay = await startBenchRelay(65535);
-  try {
-    const echo = startPeer({ mode: 'host', role: 'tcp-echo', url: relay.url, token: relay.mintToken('echo'), port: 5002 });
-    const { address } = (await echo.next()) as { address: string };
-    const rr = startPeer({ mode: 'host', role: 'tcp-rr', url: relay.url, token: relay.mintToken('rr'), target: address, port: 5002, seconds, warmup });
-    await rr.next();
-    rr.go();
-    const r = (await rr.next()) as { count: number; ms: number };
-    echo.stop();
-    rr.stop();
-    return (r.ms * 1000) / r.count;
-  } finally {
-    await relay.close();
-  }
+export function rawRtt(seconds: number, warmup = 0): Promise<number> {
+  return roundTrip({ mode: 'raw', role: 'echo' }, { mode: 'raw', role: 'rr', seconds, warmup, msgSize: 29 });
+}
+
+export function tcpRtt(seconds: number, warmup = 0): Promise<number> {
+  return roundTrip({ mode: 'host', role: 'tcp-echo', port: 5002 }, { mode: 'host', role: 'tcp-rr', port: 5002, seconds, warmup });
 }
 
 /** The relay's CPU time (this process) per packet in the last forwardingRate() run. */

@@ -8,7 +8,8 @@ import { createRequire } from 'node:module';
 import type { RawData } from 'ws';
 import type { Link, PacketHandler } from '../netstack/link/link.js';
 import { createLogger, type Logger } from './log.js';
-import { FrameReader } from '../relay/frame-reader.js';
+import { FrameReader, binaryFrameHeader } from '../relay/frame-reader.js';
+import { checkPacket } from '../relay/packet.js';
 import { PacketWalker } from '../relay/packet-views.js';
 import {
   JOIN_PATH,
@@ -121,22 +122,18 @@ export function joinUrl(url: string): string {
   return u.toString();
 }
 
-/** Split a binary frame into IPv4 packets by their total-length fields. */
+/**
+ * Split a binary frame into IPv4 packets by their total-length fields, with the relay's
+ * header checks except the checksum (the relay checked that).
+ */
 export function splitPackets(
   frame: Uint8Array,
 ): { packets: Uint8Array[]; malformed: boolean } {
   const packets: Uint8Array[] = [];
   let off = 0;
   while (off < frame.length) {
-    const rest = frame.length - off;
-    if (rest < 20) return { packets, malformed: true };
-    const vihl = frame[off]!;
-    const ihl = (vihl & 0x0f) * 4;
-    const total = (frame[off + 2]! << 8) | frame[off + 3]!;
-    // RFC 791 section 3.1: version 4, IHL >= 5 words, total length covers the header.
-    if (vihl >> 4 !== 4 || ihl < 20 || total < ihl || total > rest) {
-      return { packets, malformed: true };
-    }
+    const total = checkPacket(frame, off, frame.length - off, false);
+    if (total < 0) return { packets, malformed: true };
     packets.push(frame.subarray(off, off + total));
     off += total;
   }
@@ -572,15 +569,15 @@ export class RelayLink implements Link {
     let malformed = false;
     while (!w.done) {
       const off = w.pos;
-      // the same checks as splitPackets (the relay checked the header checksum)
+      // the checks of splitPackets
       const len = w.check(false);
       if (len < 0) {
         malformed = true;
         break;
       }
-      // a view when the packet lies in one read, else a copy of it (not zero-filled first)
+      // a view when the packet lies in one read, else a copy of it
       const parts = w.slice(off, off + len);
-      packets.push(parts.length === 1 ? parts[0]! : joinParts(parts, len));
+      packets.push(parts.length === 1 ? parts[0]! : Buffer.concat(parts, len));
       w.skip(len);
     }
     this.receivePackets(packets, malformed);
@@ -783,7 +780,7 @@ function concat(list: QueuedPacket[], start: number, n: number, bytes: number): 
  * Blobs), so frames stay in order with its own.
  */
 function writeGathered(socket: Duplex, list: QueuedPacket[], start: number, n: number, bytes: number): void {
-  socket.write(frameHeader(bytes));
+  socket.write(binaryFrameHeader(bytes, true));
   for (let i = start; i < start + n; i++) {
     const p = list[i]!;
     if (p instanceof Uint8Array) {
@@ -793,33 +790,6 @@ function writeGathered(socket: Duplex, list: QueuedPacket[], start: number, n: n
     socket.write(p.header);
     for (const part of p.payload) socket.write(part);
   }
-}
-
-/** RFC 6455 section 5.2: FIN + binary opcode, MASK with an all-zero key (see zeroMask). */
-function frameHeader(len: number): Buffer {
-  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const h = Buffer.alloc(2 + ext + 4);
-  h[0] = 0x82;
-  if (ext === 0) h[1] = 0x80 | len;
-  else if (ext === 2) {
-    h[1] = 0x80 | 126;
-    h.writeUInt16BE(len, 2);
-  } else {
-    h[1] = 0x80 | 127;
-    h.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
-    h.writeUInt32BE(len >>> 0, 6);
-  }
-  return h;
-}
-
-function joinParts(parts: readonly Uint8Array[], length: number): Uint8Array {
-  const out = Buffer.allocUnsafe(length);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 function rawToBytes(data: RawData): Uint8Array {

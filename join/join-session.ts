@@ -191,12 +191,20 @@ export class JoinSession {
     const failures = await unconfigureInterface(this.iface, this.run);
     if (failures.length > 0) this.log.debug('cleanup left nothing to undo', { failures });
     this.device.close();
-    await this.link.closeGracefully(500).catch(() => this.link.close());
-    if (this.data instanceof ImpairedLink) {
-      this.data.close();
-      this.log.info('impairment counters', { ...this.data.counters });
-    }
-    this.log.info('left the network', { reason: end.reason, message: end.message });
+    await leaveRelay(this.link, this.data, this.log, end);
     this.endResolve(end);
   }
+}
+
+/**
+ * The end of a join, TUN or userspace: close the relay link politely, report the
+ * impairment counters when `data` is an ImpairedLink around it, and log why we left.
+ */
+export async function leaveRelay(link: RelayLink, data: Link, log: Logger, end: JoinEnd): Promise<void> {
+  await link.closeGracefully(500).catch(() => link.close());
+  if (data instanceof ImpairedLink) {
+    data.close();
+    log.info('impairment counters', { ...data.counters });
+  }
+  log.info('left the network', { reason: end.reason, message: end.message });
 }

@@ -112,12 +112,9 @@ export function tunAddonAvailable(explicit?: string): boolean {
  * Open (create) a TUN device. Throws a TunAddonMissingError if the addon is missing, and
  * the system's error (code EPERM, ENOENT, EBUSY...) if the device cannot be created.
  */
-export function openTun(name: string, options: OpenTunOptions = {}): TunDevice {
-  const addon = loadTunAddon(options.addonPath);
-  let packetHandler: PacketHandler = () => {};
-  let errorHandler: ((err: Error) => void) | undefined;
-  let closed = false;
-  const stats: TunStats = {
+/** Counters of a device that has carried nothing yet. */
+export function newTunStats(): TunStats {
+  return {
     packetsIn: 0,
     packetsOut: 0,
     bytesIn: 0,
@@ -125,6 +122,14 @@ export function openTun(name: string, options: OpenTunOptions = {}): TunDevice {
     drops: { 'write-error': 0, closed: 0, empty: 0 },
     writeErrors: {},
   };
+}
+
+export function openTun(name: string, options: OpenTunOptions = {}): TunDevice {
+  const addon = loadTunAddon(options.addonPath);
+  let packetHandler: PacketHandler = () => {};
+  let errorHandler: ((err: Error) => void) | undefined;
+  let closed = false;
+  const stats = newTunStats();
 
   const handle = addon.open(name, (err, packets) => {
     if (err) {

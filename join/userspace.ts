@@ -10,10 +10,10 @@ import { RelayLink, isRelayLinkError, type RelayLinkError } from '../hostfn/rela
 import type { NetApi } from '../netstack/api/net.js';
 import type { WelcomeMessage } from '../relay/protocol.js';
 import type { Link } from '../netstack/link/link.js';
-import { ImpairedLink, formatImpair, impairLink, type ImpairSpec } from './impair.js';
+import { formatImpair, impairLink, type ImpairSpec } from './impair.js';
 import { ExposedPort, type ExposeOptions, type ExposeSpec, type OverlayListen, type OverlaySocket } from './expose.js';
 import { isIPv4 } from './iproute.js';
-import type { JoinEnd, JoinError } from './join-session.js';
+import { leaveRelay, type JoinEnd, type JoinError } from './join-session.js';
 import { Socks5Server, splice, type Dial } from './socks5.js';
 
 /**
@@ -278,12 +278,7 @@ export class UserspaceSession {
       }
     }
     this.stack.close();
-    await this.link.closeGracefully(500).catch(() => this.link.close());
-    if (this.data instanceof ImpairedLink) {
-      this.data.close();
-      this.log.info('impairment counters', { ...this.data.counters });
-    }
-    this.log.info('left the network', { reason: end.reason, message: end.message });
+    await leaveRelay(this.link, this.data, this.log, end);
     this.endResolve(end);
   }
 }

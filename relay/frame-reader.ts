@@ -8,6 +8,28 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 
+/**
+ * RFC 6455 section 5.2: the header of a final binary frame of `len` bytes. A client's
+ * frames are masked (section 5.3); ours use an all-zero key, so that neither end has to
+ * XOR the payload. A server's frames are not masked.
+ */
+export function binaryFrameHeader(len: number, zeroMask: boolean): Buffer {
+  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
+  const h = Buffer.alloc(2 + ext + (zeroMask ? 4 : 0));
+  const mask = zeroMask ? 0x80 : 0;
+  h[0] = 0x80 | OPCODE_BINARY;
+  if (ext === 0) h[1] = mask | len;
+  else if (ext === 2) {
+    h[1] = mask | 126;
+    h.writeUInt16BE(len, 2);
+  } else {
+    h[1] = mask | 127;
+    h.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
+    h.writeUInt32BE(len >>> 0, 6);
+  }
+  return h;
+}
+
 /** A binary data frame's payload (unmasked) as views of the socket's chunks, in order. */
 export type FrameSink = (views: Uint8Array[], length: number) => void;
 

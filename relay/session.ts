@@ -2,27 +2,11 @@
 
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { binaryFrameHeader } from './frame-reader.js';
 import { encodeControl, type RelayToHostMessage } from './protocol.js';
 
 /** WebSocket.OPEN */
 const OPEN = 1;
-
-/** RFC 6455 section 5.2: FIN + binary opcode; a server's frames are not masked (section 5.1). */
-function serverFrameHeader(len: number): Buffer {
-  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const h = Buffer.allocUnsafe(2 + ext);
-  h[0] = 0x82;
-  if (ext === 0) h[1] = len;
-  else if (ext === 2) {
-    h[1] = 126;
-    h.writeUInt16BE(len, 2);
-  } else {
-    h[1] = 127;
-    h.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
-    h.writeUInt32BE(len >>> 0, 6);
-  }
-  return h;
-}
 
 export class RelaySession {
   lastPongAt: number;
@@ -83,7 +67,7 @@ export class RelaySession {
     }
     // once closing, ws.send discards (a frame after a close frame would break RFC 6455 section 5.5.1)
     if (this.direct && socket !== null && this.ws.readyState === OPEN) {
-      socket.write(serverFrameHeader(bytes));
+      socket.write(binaryFrameHeader(bytes, false));
       for (const v of views) socket.write(v);
     } else {
       this.ws.send(views.length === 1 ? views[0] : Buffer.concat(views, bytes), { binary: true });

@@ -2,7 +2,7 @@
 // be tested without root: the test plays the kernel.
 
 import { CommandError, type CommandRunner } from '../../join/iproute.js';
-import type { TunDevice, TunStats } from '../../join/tun-device.js';
+import { newTunStats, type TunDevice, type TunStats } from '../../join/tun-device.js';
 import type { PacketHandler } from '../../netstack/link/link.js';
 
 export class MemoryTun implements TunDevice {
@@ -12,14 +12,7 @@ export class MemoryTun implements TunDevice {
   refed = true;
   private handler: PacketHandler = () => {};
   private errorHandler: ((err: Error) => void) | undefined;
-  readonly stats: TunStats = {
-    packetsIn: 0,
-    packetsOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    drops: { 'write-error': 0, closed: 0, empty: 0 },
-    writeErrors: {},
-  };
+  readonly stats: TunStats = newTunStats();
   constructor(readonly name: string, readonly mtu?: number) {}
 
   /** The kernel routes a packet into the device. */
