@@ -6,6 +6,7 @@ import { printTable, writeResults, type BenchRow } from './report.js';
 const usage = `usage: npm run bench -- [--only GROUP[,GROUP]] [--quick]
 
 Groups: netstack (two stacks in one process), relay (hosts through the relay),
+cold (SYN to a cold local host: first start after boot, back to back),
 join (a kernel through TUN; needs root, /dev/net/tun and the addon).
   --only   run only these groups (default: all)
   --quick  shorter runs, smaller transfers (figures are noisier)
@@ -18,6 +19,7 @@ async function groups(): Promise<Record<string, Group>> {
   found.netstack = (await import('./netstack.js')).runNetstackBench;
   for (const [name, file, fn] of [
     ['relay', './relay.js', 'runRelayBench'],
+    ['cold', './cold-start.js', 'runColdStartBench'],
     ['join', './join.js', 'runJoinBench'],
   ] as const) {
     try {

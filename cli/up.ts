@@ -45,12 +45,10 @@ async function boot(
 ): Promise<Running> {
   const listenText = str(p, 'listen') ?? nonEmpty(process.env[LISTEN_ENV]);
   const listen = listenText !== undefined ? parseListen(listenText, command) : undefined;
+  const warmText = str(p, 'warm');
+  const warm = warmText !== undefined ? parseWarm(warmText, command) : warmPoolSize(manifest);
   const dir = stateDir(str(p, 'state-dir'), mpath);
   const s = await secret(dir, true);
-  // Spare processes are only worth their memory when the manifest has local hosts to start.
-  const localHosts = manifest?.hosts.filter((h) => h.provider === 'local').length ?? 0;
-  const warmText = str(p, 'warm');
-  const warm = warmText !== undefined ? parseWarm(warmText, command) : Math.min(MAX_WARM, localHosts);
   const provider = new LocalProvider({ logger: log, output, warm });
   let relay: Relay;
   // A start that takes a spare still loading waits for it (node's start and the modules:
@@ -71,6 +69,16 @@ async function boot(
   }
   const warmReady = await poolReady;
   return { relay, provider, manifest, warmReady };
+}
+
+/**
+ * Spares `up` keeps warm: one per local host, up to MAX_WARM, so that hosts started one
+ * after another each find a loaded process (a spare is only worth its memory when there
+ * are local hosts to start).
+ */
+export function warmPoolSize(manifest: Manifest | null): number {
+  const localHosts = manifest?.hosts.filter((h) => h.provider === 'local').length ?? 0;
+  return Math.min(MAX_WARM, localHosts);
 }
 
 /** `npm start` and `imach up` take the relay's listen address from here when --listen is absent. */

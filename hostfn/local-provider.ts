@@ -66,7 +66,7 @@ export class LocalProvider implements Provider {
   constructor(private readonly options: LocalProviderOptions = {}) {
     this.log = options.logger ?? createLogger({ fields: { component: 'local-provider' } });
     this.warm = Math.max(0, Math.min(8, Math.floor(options.warm ?? (options.mainPath === undefined ? 1 : 0))));
-    this.refill();
+    this.refill(this.warm);
   }
 
   get mainPath(): string {
@@ -103,7 +103,7 @@ export class LocalProvider implements Provider {
     this.live.add(inst);
     void inst.exited.then(() => this.live.delete(inst));
     this.log.debug('started', { host: launch.host, pid: inst.pid, warm: spare !== null });
-    this.refill();
+    this.refill(1);
     return inst;
   }
 
@@ -210,8 +210,15 @@ export class LocalProvider implements Provider {
     }
   }
 
-  private refill(): void {
-    while (!this.closed && this.spares.size < this.warm) {
+  /**
+   * Pre-start spares up to the pool size, with at most `loadingAtOnce` loading at a time
+   * (the whole pool at construction; one after a start, so that refills do not take the
+   * CPU from the hosts being started: the next one is spawned when it is ready).
+   */
+  private refill(loadingAtOnce: number): void {
+    let loading = this.spares.size - this.readySpareCount;
+    while (!this.closed && this.spares.size < this.warm && loading < loadingAtOnce) {
+      loading++;
       const s = this.spawnSpare();
       if (s === null) return;
     }
@@ -246,6 +253,7 @@ export class LocalProvider implements Provider {
       spare.ready = true;
       if (spare.pending !== null) this.sendLaunch(spare, spare.pending);
       this.notifySpareChanged();
+      this.refill(1);
     });
     this.pipeOutput(child, () => spare.host);
     return spare;

@@ -194,6 +194,15 @@ describe('cli: imach', () => {
       assert.equal(existsSync(join(state, 'secret')), false);
     });
 
+    it('--warm out of range (exit 2)', async () => {
+      const m = join(dir, 'warm.yaml');
+      writeFileSync(m, 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web: ./app.mjs\n');
+      const r = await imach(['up', m, '--state-dir', join(dir, 'warm-state'), '--warm', '9'], { killAfterMs: 10_000 });
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /--warm must be a number of spares from 0 to 8 \(got '9'\)/);
+      assert.doesNotMatch(r.stdout, /relay on/);
+    });
+
     it('--start with a host the manifest does not declare (exit 2)', async () => {
       const state = join(dir, 'start-state');
       const m = join(dir, 'start.yaml');
@@ -293,6 +302,9 @@ describe('cli: imach', () => {
     while (!/all hosts are cold/.test(out) && Date.now() - start < 15_000) await new Promise((r) => setTimeout(r, 50));
     assert.match(out, /relay on ws:\/\/127\.0\.0\.1:\d+/);
     assert.match(out, /web\s+10\.77\.0\.2\s+local/);
+    // announced only once its spare (one per local host) has loaded: a first start right
+    // away does not wait for a process still loading
+    assert.match(out, /\(1 spare processes ready\)/);
     child.kill('SIGTERM');
     const code = await exited;
     clearTimeout(t);

@@ -182,6 +182,29 @@ describe('hostfn/local-provider', () => {
       }
     });
 
+    it('ready() resolves once every spare has loaded: starts after it take a loaded spare, and refills load one at a time', async () => {
+      // The cold-start bug: `imach up` announced the relay while its spare was still
+      // loading, and the first start waited for it (about 0.5 s).
+      const p = new LocalProvider({ logger: silentLogger, output: () => {}, warm: 2 });
+      try {
+        assert.equal(p.readySpareCount, 0, 'spares have not loaded yet right after construction');
+        assert.equal(await p.ready(20_000), 2);
+        assert.equal(p.readySpareCount, 2);
+        const a = await p.start({ ...launch, host: 'a', relay: 'not a url' });
+        const b = await p.start({ ...launch, host: 'b', relay: 'not a url' });
+        assert.equal(p.startsOnLoadingSpareCount, 0, 'no start waited for a spare still loading');
+        assert.equal(p.spareCount, 1, 'one refill loads at a time, not one per start');
+        assert.equal((await a.exited).code, 2);
+        assert.equal((await b.exited).code, 2);
+        const c = await p.start({ ...launch, host: 'c', relay: 'not a url' });
+        assert.equal(p.startsOnLoadingSpareCount, 1, 'a start on the refill still loading is counted');
+        assert.equal((await c.exited).code, 2);
+        assert.equal(await p.ready(20_000), 2, 'the pool fills up again');
+      } finally {
+        await p.close();
+      }
+    });
+
     it('close() kills the spares, and none are started after it', async () => {
       const p = new LocalProvider({ logger: silentLogger, output: () => {}, warm: 2 });
       const pids = p.sparePids;
