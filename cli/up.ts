@@ -3,6 +3,7 @@
 import { LocalProvider } from '../hostfn/local-provider.js';
 import { createLogger, jsonSink, textSink, type Logger } from '../hostfn/log.js';
 import { startRelay, type Manifest, type Relay } from '../relay/index.js';
+import { checkRunFiles } from '../relay/manifest.js';
 import { CliError, EXIT, UsageError, flag, parseCommand, parseListen, str, type Parsed } from './args.js';
 import { manifestPath, readManifest, secret, stateDir } from './config.js';
 import { eventLine } from './format.js';
@@ -20,6 +21,12 @@ interface Running {
 export const MAX_WARM = 8;
 /** How long boot waits for the warm pool before it says the relay is up anyway. */
 const WARM_BOOT_WAIT_MS = 15_000;
+
+/** Refuse a manifest whose local hosts' modules do not exist (before anything starts). */
+function checkRuns(mpath: string | null, manifest: Manifest | null): void {
+  const e = manifest !== null ? checkRunFiles(manifest) : null;
+  if (e !== null) throw new CliError(`${mpath}: ${e.message}`);
+}
 
 /** The providers `up` and `relay` run hosts with. */
 const AVAILABLE_PROVIDERS: readonly string[] = ['local'];
@@ -145,6 +152,7 @@ export async function up(argv: string[]): Promise<number> {
   const manifest = mpath ? await readManifest(mpath) : null;
   checkProviders(manifest);
   const starts = startList(p, manifest);
+  checkRuns(mpath, manifest);
   const r = await boot(p, 'up', mpath, manifest, log, (host, _s, line) => {
     if (!quiet) out(`${`[${host}]`.padEnd(12)} ${line}`);
   });
@@ -188,6 +196,7 @@ export async function relay(argv: string[]): Promise<number> {
   const log = createLogger({ sink: jsonSink() });
   const manifest = mpath ? await readManifest(mpath) : null;
   checkProviders(manifest);
+  checkRuns(mpath, manifest);
   const r = await boot(p, 'relay', mpath, manifest, log, (host, stream, line) => log.info('host output', { host, stream, line }));
   log.info('relay listening', { url: r.relay.url, network: r.relay.network, manifest: mpath ?? undefined, hosts: r.manifest?.hosts.length ?? 0, warmReady: r.warmReady });
   const sig = await untilSignal();

@@ -194,6 +194,25 @@ describe('cli: imach', () => {
       assert.equal(existsSync(join(state, 'secret')), false);
     });
 
+    it('a run module that does not exist, a YAML syntax error, a duplicate host (exit 1, naming each)', async () => {
+      const cases: [string, string, RegExp][] = [
+        ['nope', 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web:\n    run: ./nope.js\n', /nope\.yaml: hosts\.web\.run: \.\/nope\.js: no such file\n/],
+        ['syntax', 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web:\n    run: [./a.js\n  x: 1\n', /syntax\.yaml: yaml: line 6, column 3: not valid YAML: /],
+        ['dup', 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web: ./a.js\n  web: ./b.js\n', /dup\.yaml: hosts\.web: line 5, column 3: duplicate host name\n/],
+      ];
+      for (const [name, text, expected] of cases) {
+        const state = join(dir, `${name}-state`);
+        const m = join(dir, `${name}.yaml`);
+        writeFileSync(m, text);
+        const r = await imach(['up', m, '--state-dir', state], { killAfterMs: 10_000 });
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(r.stderr, expected);
+        assert.doesNotMatch(r.stderr, /\(got nothing\)|\n\s+at /, 'no empty value, no stack');
+        assert.doesNotMatch(r.stdout, /relay on/);
+        assert.equal(existsSync(join(state, 'secret')), false, 'nothing booted');
+      }
+    });
+
     it('--warm out of range (exit 2)', async () => {
       const m = join(dir, 'warm.yaml');
       writeFileSync(m, 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web: ./app.mjs\n');
