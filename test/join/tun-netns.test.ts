@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JOIN_EXIT } from '../../cli/join.js';
 import { Fixture, NetNs, exec, fixturePath, tunTestBlocker, type Exec } from '../support/join-netns.js';
+import { skipOrFail } from '../support/require-all.js';
 
 const cliPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
 
@@ -16,16 +17,14 @@ describe('join: TUN device in a network namespace', function () {
   before(async function () {
     const blocker = await tunTestBlocker({ needPing: true });
     if (blocker) {
-      process.stderr.write(`      skipped: ${blocker}\n`);
-      this.skip();
+      skipOrFail(this, blocker);
     }
   });
 
   beforeEach(async function () {
     const made = await NetNs.create();
     if (typeof made === 'string') {
-      process.stderr.write(`      skipped: ${made}\n`);
-      this.skip();
+      skipOrFail(this, made);
     }
     ns = made as NetNs;
   });
@@ -120,13 +119,11 @@ describe('join: imach join with the real relay, in a network namespace', functio
   before(async function () {
     const blocker = await tunTestBlocker({ needPing: true });
     if (blocker) {
-      process.stderr.write(`      skipped: ${blocker}\n`);
-      this.skip();
+      skipOrFail(this, blocker);
     }
     const made = await NetNs.create();
     if (typeof made === 'string') {
-      process.stderr.write(`      skipped: ${made}\n`);
-      this.skip();
+      skipOrFail(this, made);
     }
     ns = made as NetNs;
   });
@@ -182,13 +179,11 @@ describe('join: without /dev/net/tun (hidden in a private mount namespace)', fun
     const unshare = blocker ? null : await exec('unshare', ['--version']);
     const reason = blocker ?? (unshare && unshare.code !== 0 ? 'unshare (util-linux) is missing' : null);
     if (reason) {
-      process.stderr.write(`      skipped: ${reason}\n`);
-      this.skip();
+      skipOrFail(this, reason);
     }
     const made = await NetNs.create();
     if (typeof made === 'string') {
-      process.stderr.write(`      skipped: ${made}\n`);
-      this.skip();
+      skipOrFail(this, made);
     }
     ns = made as NetNs;
   });
