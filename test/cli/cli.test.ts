@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRelay, verifyToken, isTokenError, type Relay } from '../../relay/index.js';
+import { isManifestError, parseManifest } from '../../relay/manifest.js';
 import { silentLogger } from '../../hostfn/log.js';
 import { JOIN_EXIT, runJoin, type JoinCliDeps } from '../../cli/join.js';
 import type { JoinOptions } from '../../join/join-session.js';
@@ -252,7 +253,10 @@ describe('cli: imach', () => {
     let relay: Relay;
     const secret = 'cli-test-secret';
     before(async () => {
-      relay = await startRelay({ listen: { host: '127.0.0.1', port: 0 }, secret, logger: silentLogger });
+      // two declared hosts (cold: no provider is needed until one is started)
+      const manifest = parseManifest('hosts:\n  web:\n    run: ./web.js\n    address: 10.77.0.11\n  kv:\n    run: ./kv.js\n    idle: never\n', dir);
+      if (isManifestError(manifest)) throw new Error(manifest.message);
+      relay = await startRelay({ manifest, listen: { host: '127.0.0.1', port: 0 }, secret, logger: silentLogger });
     });
     after(() => relay.close());
 
@@ -260,10 +264,22 @@ describe('cli: imach', () => {
       const env = { IMACH_SECRET: secret, IMACH_RELAY: relay.url };
       const j = await imach(['ps', '--json'], { env });
       assert.equal(j.code, 0, j.stderr);
-      assert.deepEqual(JSON.parse(j.stdout), relay.hosts());
+      const listed = JSON.parse(j.stdout) as { name: string; address: string; state: string; provider: string }[];
+      assert.deepEqual(
+        listed.map((h) => [h.name, h.address, h.state, h.provider]),
+        [
+          ['web', '10.77.0.11', 'cold', 'local'],
+          ['kv', '10.77.0.2', 'cold', 'local'],
+        ],
+      );
+      assert.deepEqual(listed, JSON.parse(JSON.stringify(relay.hosts())));
       const t = await imach(['ps'], { env });
       assert.equal(t.code, 0, t.stderr);
-      assert.match(t.stdout, /^NAME\s+ADDRESS\s+STATE\s+PROVIDER\s+UPTIME\s+CONNS\s+IN\s+OUT\s+STARTS/);
+      const rows = t.stdout.trim().split('\n');
+      assert.match(rows[0]!, /^NAME\s+ADDRESS\s+STATE\s+PROVIDER\s+UPTIME\s+CONNS\s+IN\s+OUT\s+STARTS/);
+      assert.match(rows[1]!, /^web\s+10\.77\.0\.11\s+cold\s+local\s/);
+      assert.match(rows[2]!, /^kv\s+10\.77\.0\.2\s+cold\s+local\s/);
+      assert.equal(rows.length, 3);
     });
 
     it('a wrong secret is refused with exit 1', async () => {
@@ -301,10 +317,15 @@ describe('cli: imach', () => {
       assert.match(r.stderr, /refused|forged/);
     });
 
-    it('events --json prints JSON lines', async () => {
+    it('events --json prints the relay\'s events as JSON lines', async () => {
+      // the hand-joined host of the test above joined and left: there are events to print
+      const expected = JSON.parse(JSON.stringify(relay.events())) as { host: string; type: string }[];
+      assert.ok(expected.some((e) => e.host === 'extra' && e.type === 'joined'), JSON.stringify(expected));
       const r = await imach(['events', '--json'], { env: { IMACH_SECRET: secret, IMACH_RELAY: relay.url } });
       assert.equal(r.code, 0, r.stderr);
-      for (const line of r.stdout.split('\n').filter(Boolean)) assert.equal(typeof JSON.parse(line).host, 'string');
+      const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown);
+      // (a later event, such as the hand-joined host's release, may follow)
+      assert.deepEqual(lines.slice(0, expected.length), expected);
     });
   });
 
