@@ -19,6 +19,7 @@ Run 'imach <command> --help' for a command's options; 'imach --version' for the 
 
 environment:
   IMACH_RELAY       relay URL (ws://host:port) for host, ps, events, ping
+  IMACH_LISTEN      the relay's listen address (host:port) for up and relay, as --listen
   IMACH_SECRET      the network secret (instead of <state-dir>/secret)
   IMACH_MANIFEST    manifest path (default ./imach.yaml)
   IMACH_STATE_DIR   state directory (default .imach/ beside the manifest)

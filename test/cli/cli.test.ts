@@ -214,6 +214,17 @@ describe('cli: imach', () => {
       }
     });
 
+    it('IMACH_LISTEN stands for --listen (a bad one exits 2 before boot)', async () => {
+      const m = join(dir, 'listen.yaml');
+      writeFileSync(m, 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web: ./app.mjs\n');
+      writeFileSync(join(dir, 'app.mjs'), 'export default () => {};\n');
+      const state = join(dir, 'listen-state');
+      const r = await imach(['up', m, '--state-dir', state], { env: { IMACH_LISTEN: 'nowhere' }, killAfterMs: 10_000 });
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /--listen must be host:port \(got 'nowhere'\)/);
+      assert.equal(existsSync(join(state, 'secret')), false);
+    });
+
     it('--warm out of range (exit 2)', async () => {
       const m = join(dir, 'warm.yaml');
       writeFileSync(m, 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web: ./app.mjs\n');
