@@ -47,7 +47,12 @@ export interface InterfaceConfig {
   /** the overlay network, e.g. 10.77.0.0/16 */
   network: string;
   mtu?: number;
+  /** packets the kernel may queue on the device for its reader (`txqueuelen`) */
+  txQueueLen?: number;
 }
+
+/** Largest txqueuelen accepted: a bound on what a queue of the kernel may hold for us. */
+export const MAX_TX_QUEUE_LEN = 100_000;
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -74,6 +79,9 @@ export function validateInterfaceConfig(cfg: InterfaceConfig): string | null {
   if (cfg.mtu !== undefined && (!Number.isInteger(cfg.mtu) || cfg.mtu < 576 || cfg.mtu > 65535)) {
     return `invalid MTU ${cfg.mtu}`;
   }
+  if (cfg.txQueueLen !== undefined && (!Number.isInteger(cfg.txQueueLen) || cfg.txQueueLen < 1 || cfg.txQueueLen > MAX_TX_QUEUE_LEN)) {
+    return `invalid txqueuelen ${cfg.txQueueLen}`;
+  }
   return null;
 }
 
@@ -81,6 +89,7 @@ export function validateInterfaceConfig(cfg: InterfaceConfig): string | null {
 export function setupCommands(cfg: InterfaceConfig): string[][] {
   const cmds: string[][] = [];
   if (cfg.mtu !== undefined) cmds.push(['link', 'set', 'dev', cfg.dev, 'mtu', String(cfg.mtu)]);
+  if (cfg.txQueueLen !== undefined) cmds.push(['link', 'set', 'dev', cfg.dev, 'txqueuelen', String(cfg.txQueueLen)]);
   cmds.push(['addr', 'add', `${cfg.address}/32`, 'dev', cfg.dev]);
   cmds.push(['link', 'set', 'dev', cfg.dev, 'up']);
   cmds.push(['route', 'add', cfg.network, 'dev', cfg.dev, 'src', cfg.address]);
