@@ -2,6 +2,7 @@
 // no shell, every argument validated first because addresses come from the relay.
 
 import { execFile } from 'node:child_process';
+import { Address4 } from 'ip-address';
 
 export interface CommandResult {
   stdout: string;
@@ -55,20 +56,21 @@ export interface InterfaceConfig {
 export const MAX_TX_QUEUE_LEN = 100_000;
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 export function isInterfaceName(s: string): boolean {
   return IFNAME.test(s) && s !== '.' && s !== '..';
 }
 
+/** 'a.b.c.d' with no prefix and no leading zeroes (parsed by ip-address). */
 export function isIPv4(s: string): boolean {
-  return IPV4.test(s);
+  return !s.includes('/') && Address4.isValid(s);
 }
 
+/** 'a.b.c.d/len', len 1..32 (host bits may be set: a route's `ip` accepts them). */
 export function isIPv4Cidr(s: string): boolean {
   const [addr, len, ...rest] = s.split('/');
   if (rest.length > 0 || addr === undefined || len === undefined || !/^\d{1,2}$/.test(len)) return false;
-  return isIPv4(addr) && Number(len) >= 1 && Number(len) <= 32;
+  return isIPv4(addr) && Number(len) >= 1 && Number(len) <= 32 && Address4.isValid(s);
 }
 
 /** Why a config cannot be applied, or null when it is valid. */
