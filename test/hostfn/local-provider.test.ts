@@ -105,7 +105,9 @@ describe('hostfn/local-provider', () => {
     } finally {
       await inst.stop();
     }
-    await new Promise((r) => setTimeout(r, 20));
+    // the child has exited; its last output may still be on its way through the pipe
+    const end = Date.now() + 5000;
+    while (lines.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(lines.slice(1), ['after']);
     assert.equal(p.truncatedLines, 1);
   });
