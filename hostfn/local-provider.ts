@@ -146,13 +146,14 @@ export class LocalProvider implements Provider {
   }
 
   /**
-   * Resolves once the whole warm pool is ready (every spare has loaded its modules), or
+   * Resolves once the whole warm pool is ready (every spare has loaded its modules), no
+   * spare is loading any more (one that ended is not replaced until the next start), or
    * after timeoutMs, with the number of ready spares. A start before that waits for its
    * spare to finish loading: `imach up` awaits this while the relay starts.
    */
   async ready(timeoutMs = 10_000): Promise<number> {
     const end = Date.now() + timeoutMs;
-    while (!this.closed && this.readySpareCount < this.warm && Date.now() < end) {
+    while (!this.closed && this.readySpareCount < this.warm && this.readySpareCount < this.spares.size && Date.now() < end) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(wake, Math.max(0, end - Date.now()));
         function wake(): void {

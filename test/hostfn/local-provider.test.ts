@@ -207,6 +207,19 @@ describe('hostfn/local-provider', () => {
       }
     });
 
+    it('ready() does not wait for a spare that ended while loading', async () => {
+      const mainPath = script('dies.mjs', 'process.exit(1);');
+      const p = new LocalProvider({ mainPath, logger: silentLogger, output: () => {}, warm: 1 });
+      try {
+        const t0 = Date.now();
+        assert.equal(await p.ready(30_000), 0);
+        assert.ok(Date.now() - t0 < 15_000, 'ready() returned once nothing was loading, not at its timeout');
+        assert.equal(p.spareCount, 0);
+      } finally {
+        await p.close();
+      }
+    });
+
     it('close() kills the spares, and none are started after it', async () => {
       const p = new LocalProvider({ logger: silentLogger, output: () => {}, warm: 2 });
       const pids = p.sparePids;
