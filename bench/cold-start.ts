@@ -6,7 +6,8 @@
 //   ready), then one connect at once;
 // - back-to-back: ten declared hosts started one after another, each connect sent the
 //   moment the previous one is established (nothing waits for the pool to refill);
-// - no warm pool: a process spawned per start (what the pool saves).
+// - no warm pool: a process spawned per start (what the pool saves);
+// - the first start when nothing waits for the pool (what `imach up` did before).
 // The relay runs in this process; the client is a host joined by hand in a child process.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,9 @@ import { fileURLToPath } from 'node:url';
 import { MAX_WARM, warmPoolSize } from '../cli/up.js';
 import { LocalProvider } from '../hostfn/local-provider.js';
 import { silentLogger as hostSilentLogger } from '../hostfn/log.js';
+import { createNetstackBundle } from '../hostfn/netstack-bundle.js';
+import { RelayLink, isRelayLinkError } from '../hostfn/relay-link.js';
+import type { NetApi } from '../netstack/api/net.js';
 import { startRelay, type Relay } from '../relay/index.js';
 import { silentLogger } from '../relay/log.js';
 import { isManifestError, parseManifest } from '../relay/manifest.js';
@@ -111,6 +115,46 @@ export async function backToBackStarts(hosts: number, warm?: number): Promise<{ 
   }
 }
 
+/**
+ * The same first start without waiting for the pool (startRelay and LocalProvider used
+ * directly, not as `imach up` boots them): the client is a stack in this process, joined
+ * and connecting as soon as the relay listens, while the spare is still loading.
+ */
+export async function firstStartsNoPoolWait(boots: number): Promise<number[]> {
+  const starts: number[] = [];
+  for (let i = 0; i < boots; i++) {
+    const dir = mkdtempSync(join(tmpdir(), 'imach-bench-cold-'));
+    const yaml = `network: 10.77.0.0/16\nrelay:\n  listen: 127.0.0.1:0\nhosts:\n  echo0:\n    run: ${echoApp}\n    address: 10.77.0.60\n    idle: 30s\n`;
+    const manifest = parseManifest(yaml, dir, join(dir, 'imach.yaml'));
+    if (isManifestError(manifest)) throw new Error(`bench manifest: ${manifest.field}: ${manifest.message}`);
+    const provider = new LocalProvider({ output: () => {}, logger: hostSilentLogger, warm: 1 });
+    const relay = await startRelay({ manifest, listen: { host: '127.0.0.1', port: 0 }, secret: 'bench-secret-' + process.pid, providers: { local: provider }, logger: silentLogger });
+    const link = await RelayLink.connect({ url: relay.url, token: relay.mintToken('probe'), logger: hostSilentLogger });
+    try {
+      if (isRelayLinkError(link)) throw new Error(`bench probe: ${link.message}`);
+      const bundle = createNetstackBundle(link.welcome, link);
+      const net = bundle.stack.net as NetApi;
+      const t0 = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        const sock = net.connect({ host: '10.77.0.60', port: PORT });
+        sock.once('connect', () => {
+          starts.push(performance.now() - t0);
+          sock.destroy();
+          resolve();
+        });
+        sock.once('error', reject);
+      });
+      bundle.stack.close();
+    } finally {
+      if (!isRelayLinkError(link)) link.close();
+      await relay.close();
+      await provider.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return starts;
+}
+
 export async function runColdStartBench(opts: { quick: boolean }): Promise<BenchRow[]> {
   const g = 'cold';
   const rows: BenchRow[] = [];
@@ -126,6 +170,13 @@ export async function runColdStartBench(opts: { quick: boolean }): Promise<Bench
     pass: median(first.starts) < 100,
   });
   rows.push({ group: g, name: 'same', metric: 'max ms', value: Math.max(...first.starts) });
+  const noWait = await firstStartsNoPoolWait(3);
+  rows.push({
+    group: g,
+    name: `same, not waiting for the pool (startRelay and LocalProvider used directly; client in this process; ${list(noWait)})`,
+    metric: 'median ms',
+    value: median(noWait),
+  });
   const hosts = 10;
   const { starts: b2b, bootMs } = await backToBackStarts(hosts);
   rows.push({ group: g, name: `boot as imach up with ${hosts} local hosts (a pool of ${Math.min(MAX_WARM, hosts)} spares)`, metric: 'ms', value: bootMs });
