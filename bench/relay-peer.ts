@@ -230,7 +230,7 @@ async function host(): Promise<void> {
       .listen(cfg.port!);
     return;
   }
-  process.on('message', async (m: { go?: boolean }) => {
+  process.on('message', async (m: { go?: boolean; target?: string }) => {
     if (!m.go) return;
     try {
       if (role === 'tcp-source') {
@@ -269,7 +269,7 @@ async function host(): Promise<void> {
         sock.write(one);
       } else if (role === 'connect-probe') {
         const t0 = performance.now();
-        const sock = net.connect({ host: cfg.target!, port: cfg.port! });
+        const sock = net.connect({ host: m.target ?? cfg.target!, port: cfg.port! });
         sock.once('connect', () => {
           send({ connectMs: performance.now() - t0 });
           sock.destroy();

@@ -3,37 +3,29 @@
 //   forwarder carrying the same bytes in messages of the same size (goal >= 0.8 of it);
 // - 1-byte TCP request/response round-trip time, against a raw WebSocket ping-pong of
 //   one small packet through the same relay (goal <= 1.5 times it);
-// - time from a SYN to a cold local host until the connection is established
-//   (goal: median < 250 ms);
 // - relay forwarding rate in packets per second (small packets, one per frame).
-// Every figure has the relay in this process and each peer in a child process.
+// Every figure has the relay in this process and each peer in a child process. Cold
+// starts are the `cold` group (cold-start.ts).
 
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startRelay } from '../relay/index.js';
 import { startBenchRelay } from './relay-setup.js';
-import { parseManifest, isManifestError } from '../relay/manifest.js';
-import { LocalProvider } from '../hostfn/local-provider.js';
-import { silentLogger } from '../relay/log.js';
-import { silentLogger as hostSilentLogger } from '../hostfn/log.js';
 import type { PeerConfig } from './relay-peer.js';
 import type { BenchRow } from './report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const peerScript = join(here, 'relay-peer.js');
-const repo = join(here, '..', '..');
 
-interface Peer {
+export interface Peer {
   child: ChildProcess;
   next(): Promise<Record<string, unknown>>;
-  go(): void;
+  /** start the peer's work; a connect probe connects to `target` if given */
+  go(target?: string): void;
   stop(): void;
 }
 
-function startPeer(cfg: PeerConfig): Peer {
+export function startPeer(cfg: PeerConfig): Peer {
   // e.g. IMACH_BENCH_PEER_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the peers
   const execArgv = (process.env.IMACH_BENCH_PEER_ARGS ?? '').split(' ').filter((a) => a !== '');
   const child = fork(peerScript, [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
@@ -58,7 +50,7 @@ function startPeer(cfg: PeerConfig): Peer {
           else resolve(msg);
         });
       }),
-    go: () => child.send({ go: true }),
+    go: (target) => child.send(target === undefined ? { go: true } : { go: true, target }),
     stop: () => {
       if (child.exitCode !== null) return;
       if (execArgv.length > 0 && child.connected) child.disconnect();
@@ -164,48 +156,9 @@ export async function forwardingRate(seconds: number): Promise<number> {
   }
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
-}
-
-/** SYN-to-established times for a cold host; `warm` spare host functions in LocalProvider. */
-export async function coldStarts(samples: number, warm: number): Promise<number[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'imach-bench-'));
-  const yaml = `network: 10.77.0.0/16\nrelay:\n  listen: 127.0.0.1:0\nhosts:\n  echo:\n    run: ${join(repo, 'bench', 'apps', 'echo.mjs')}\n    address: 10.77.0.50\n    idle: 200ms\n`;
-  writeFileSync(join(dir, 'imach.yaml'), yaml);
-  const manifest = parseManifest(yaml, dir, join(dir, 'imach.yaml'));
-  if (isManifestError(manifest)) throw new Error(`bench manifest: ${manifest.field}: ${manifest.message}`);
-  const provider = new LocalProvider({ output: () => {}, logger: hostSilentLogger, warm });
-  const relay = await startRelay({
-    manifest,
-    listen: { host: '127.0.0.1', port: 0 },
-    secret: 'bench-secret-' + process.pid,
-    providers: { local: provider },
-    logger: silentLogger,
-  });
-  const probe = startPeer({ mode: 'host', role: 'connect-probe', url: relay.url, token: relay.mintToken('probe'), target: '10.77.0.50', port: 7 });
-  const times: number[] = [];
-  try {
-    await probe.next();
-    for (let i = 0; i < samples; i++) {
-      const deadline = Date.now() + 20_000;
-      // A cold host, and (with the pool) its spare ready, as after any pause between starts.
-      while (relay.hosts().find((h) => h.name === 'echo')?.state !== 'cold' || provider.running > 0 || (warm > 0 && !provider.warmReady)) {
-        if (Date.now() > deadline) throw new Error('cold start bench: echo host never went cold');
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      probe.go();
-      const r = (await probe.next()) as { connectMs: number };
-      times.push(r.connectMs);
-    }
-  } finally {
-    probe.stop();
-    await relay.close();
-    await provider.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-  return times;
 }
 
 export async function runRelayBench(opts: { quick: boolean }): Promise<BenchRow[]> {
@@ -253,11 +206,5 @@ export async function runRelayBench(opts: { quick: boolean }): Promise<BenchRow[
   const pps = await forwardingRate(secs);
   rows.push({ group: g, name: 'relay forwarding, 64-byte packets, one per frame', metric: 'packets/s', value: pps });
   rows.push({ group: g, name: 'same: relay CPU time per forwarded packet', metric: 'µs', value: lastRelayCpuPerPacketUs });
-  for (const warm of [0, 1]) {
-    const cold = await coldStarts(opts.quick ? 5 : 15, warm);
-    const how = warm > 0 ? 'warm pool of 1 (default)' : 'no warm pool, process spawned';
-    rows.push({ group: g, name: `SYN to a cold local host until established, ${how} (${cold.length} starts)`, metric: 'median ms', value: median(cold), goal: '< 250', pass: median(cold) < 250 });
-    rows.push({ group: g, name: 'same', metric: 'max ms', value: Math.max(...cold) });
-  }
   return rows;
 }

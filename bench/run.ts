@@ -5,7 +5,9 @@ import { printTable, writeResults, type BenchRow } from './report.js';
 
 const usage = `usage: npm run bench -- [--only GROUP[,GROUP]] [--quick]
 
-Groups: netstack (two stacks in one process), relay (hosts through the relay),
+Groups: netstack (two stacks in one process), micro (checksum, IPv4 and TCP header parse
+and emit, with Benchmark.js), relay (hosts through the relay),
+cold (SYN to a cold local host: first start after boot, back to back),
 join (a kernel through TUN; needs root, /dev/net/tun and the addon).
   --only   run only these groups (default: all)
   --quick  shorter runs, smaller transfers (figures are noisier)
@@ -16,8 +18,10 @@ type Group = (opts: { quick: boolean }) => Promise<BenchRow[]>;
 async function groups(): Promise<Record<string, Group>> {
   const found: Record<string, Group> = {};
   found.netstack = (await import('./netstack.js')).runNetstackBench;
+  found.micro = (await import('./micro.js')).runMicroBench;
   for (const [name, file, fn] of [
     ['relay', './relay.js', 'runRelayBench'],
+    ['cold', './cold-start.js', 'runColdStartBench'],
     ['join', './join.js', 'runJoinBench'],
   ] as const) {
     try {

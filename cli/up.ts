@@ -3,6 +3,7 @@
 import { LocalProvider } from '../hostfn/local-provider.js';
 import { createLogger, jsonSink, textSink, type Logger } from '../hostfn/log.js';
 import { startRelay, type Manifest, type Relay } from '../relay/index.js';
+import { checkRunFiles } from '../relay/manifest.js';
 import { CliError, EXIT, UsageError, flag, parseCommand, parseListen, str, type Parsed } from './args.js';
 import { manifestPath, readManifest, secret, stateDir } from './config.js';
 import { eventLine } from './format.js';
@@ -12,6 +13,19 @@ interface Running {
   relay: Relay;
   provider: LocalProvider;
   manifest: Manifest | null;
+  /** spares of the warm pool ready when boot() returned */
+  warmReady: number;
+}
+
+/** Most spares `up` keeps warm (one per local host up to this): each is a node process, about 13 MB of its own. */
+export const MAX_WARM = 8;
+/** How long boot waits for the warm pool before it says the relay is up anyway. */
+const WARM_BOOT_WAIT_MS = 15_000;
+
+/** Refuse a manifest whose local hosts' modules do not exist (before anything starts). */
+function checkRuns(mpath: string | null, manifest: Manifest | null): void {
+  const e = manifest !== null ? checkRunFiles(manifest) : null;
+  if (e !== null) throw new CliError(`${mpath}: ${e.message}`);
 }
 
 /** The providers `up` and `relay` run hosts with. */
@@ -36,14 +50,17 @@ async function boot(
   log: Logger,
   output: (host: string, stream: 'stdout' | 'stderr', line: string) => void,
 ): Promise<Running> {
-  const listenText = str(p, 'listen');
+  const listenText = str(p, 'listen') ?? nonEmpty(process.env[LISTEN_ENV]);
   const listen = listenText !== undefined ? parseListen(listenText, command) : undefined;
+  const warmText = str(p, 'warm');
+  const warm = warmText !== undefined ? parseWarm(warmText, command) : warmPoolSize(manifest);
   const dir = stateDir(str(p, 'state-dir'), mpath);
   const s = await secret(dir, true);
-  // A warm spare process is only worth its memory when the manifest has local hosts to start.
-  const localHosts = manifest?.hosts.some((h) => h.provider === 'local') ?? false;
-  const provider = new LocalProvider({ logger: log, output, ...(localHosts ? {} : { warm: 0 }) });
+  const provider = new LocalProvider({ logger: log, output, warm });
   let relay: Relay;
+  // A start that takes a spare still loading waits for it (node's start and the modules:
+  // about 0.5 s here), so the relay is not announced before the pool is ready.
+  const poolReady = provider.ready(WARM_BOOT_WAIT_MS);
   try {
     relay = await startRelay({
       manifest: manifest ?? undefined,
@@ -54,9 +71,35 @@ async function boot(
       logger: log,
     });
   } catch (e) {
+    await provider.close();
     throw new CliError(`cannot start the relay: ${(e as Error).message}`);
   }
-  return { relay, provider, manifest };
+  const warmReady = await poolReady;
+  return { relay, provider, manifest, warmReady };
+}
+
+/**
+ * Spares `up` keeps warm: one per local host, up to MAX_WARM, so that hosts started one
+ * after another each find a loaded process (a spare is only worth its memory when there
+ * are local hosts to start).
+ */
+export function warmPoolSize(manifest: Manifest | null): number {
+  const localHosts = manifest?.hosts.filter((h) => h.provider === 'local').length ?? 0;
+  return Math.min(MAX_WARM, localHosts);
+}
+
+/** `npm start` and `imach up` take the relay's listen address from here when --listen is absent. */
+export const LISTEN_ENV = 'IMACH_LISTEN';
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v !== undefined && v.trim() !== '' ? v.trim() : undefined;
+}
+
+function parseWarm(text: string, command: string): number {
+  if (!/^\d+$/.test(text) || Number(text) > MAX_WARM) {
+    throw new UsageError(`--warm must be a number of spares from 0 to ${MAX_WARM} (got '${text}')`, command);
+  }
+  return Number(text);
 }
 
 /** Resolve on the first SIGINT or SIGTERM. */
@@ -89,7 +132,14 @@ export async function up(argv: string[]): Promise<number> {
   const p = parseCommand(
     'up',
     argv,
-    { listen: { type: 'string' }, 'state-dir': { type: 'string' }, start: { type: 'string', multiple: true }, quiet: { type: 'boolean' }, json: { type: 'boolean' } },
+    {
+      listen: { type: 'string' },
+      'state-dir': { type: 'string' },
+      start: { type: 'string', multiple: true },
+      warm: { type: 'string' },
+      quiet: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
     1,
   );
   if (p.help) return help('up');
@@ -102,18 +152,27 @@ export async function up(argv: string[]): Promise<number> {
   const manifest = mpath ? await readManifest(mpath) : null;
   checkProviders(manifest);
   const starts = startList(p, manifest);
+  checkRuns(mpath, manifest);
   const r = await boot(p, 'up', mpath, manifest, log, (host, _s, line) => {
     if (!quiet) out(`${`[${host}]`.padEnd(12)} ${line}`);
   });
   const hosts = r.manifest?.hosts ?? [];
   if (json) {
-    out(JSON.stringify({ type: 'up', relay: r.relay.url, network: r.relay.network, hosts: hosts.map((h) => ({ name: h.name, address: h.address })) }));
+    out(
+      JSON.stringify({
+        type: 'up',
+        relay: r.relay.url,
+        network: r.relay.network,
+        warmReady: r.warmReady,
+        hosts: hosts.map((h) => ({ name: h.name, address: h.address })),
+      }),
+    );
   } else {
     out(`imach: relay on ${r.relay.url}, network ${r.relay.network}, gateway ${r.relay.gateway}`);
     for (const h of hosts) {
       out(`  ${h.name.padEnd(10)} ${h.address.padEnd(15)} ${h.provider.padEnd(6)} idle ${h.idleMs === null ? 'never' : `${h.idleMs / 1000}s`}`);
     }
-    out('all hosts are cold; they start when a packet or a DNS lookup needs them. Ctrl-C stops.');
+    out(`all hosts are cold; they start when a packet or a DNS lookup needs them (${r.warmReady} spare processes ready). Ctrl-C stops.`);
   }
   const unsubscribe = r.relay.onEvent((e) => out(json ? JSON.stringify(e) : eventLine(e)));
   for (const name of starts) {
@@ -131,14 +190,15 @@ export async function up(argv: string[]): Promise<number> {
 }
 
 export async function relay(argv: string[]): Promise<number> {
-  const p = parseCommand('relay', argv, { manifest: { type: 'string' }, listen: { type: 'string' }, 'state-dir': { type: 'string' } }, 0);
+  const p = parseCommand('relay', argv, { manifest: { type: 'string' }, listen: { type: 'string' }, 'state-dir': { type: 'string' }, warm: { type: 'string' } }, 0);
   if (p.help) return help('relay');
   const mpath = manifestPath(str(p, 'manifest'), false);
   const log = createLogger({ sink: jsonSink() });
   const manifest = mpath ? await readManifest(mpath) : null;
   checkProviders(manifest);
+  checkRuns(mpath, manifest);
   const r = await boot(p, 'relay', mpath, manifest, log, (host, stream, line) => log.info('host output', { host, stream, line }));
-  log.info('relay listening', { url: r.relay.url, network: r.relay.network, manifest: mpath ?? undefined, hosts: r.manifest?.hosts.length ?? 0 });
+  log.info('relay listening', { url: r.relay.url, network: r.relay.network, manifest: mpath ?? undefined, hosts: r.manifest?.hosts.length ?? 0, warmReady: r.warmReady });
   const sig = await untilSignal();
   log.info('stopping', { signal: sig });
   await shutdown(r);

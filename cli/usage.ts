@@ -19,6 +19,7 @@ Run 'imach <command> --help' for a command's options; 'imach --version' for the 
 
 environment:
   IMACH_RELAY       relay URL (ws://host:port) for host, ps, events, ping
+  IMACH_LISTEN      the relay's listen address (host:port) for up and relay, as --listen
   IMACH_SECRET      the network secret (instead of <state-dir>/secret)
   IMACH_MANIFEST    manifest path (default ./imach.yaml)
   IMACH_STATE_DIR   state directory (default .imach/ beside the manifest)
@@ -39,8 +40,10 @@ Hosts start cold and are started by packets or DNS lookups; lifecycle events are
 as they happen. Ctrl-C or SIGTERM stops every host and the relay, and exits 0.
 
   [manifest]            the manifest (default ./imach.yaml)
-  --listen <host:port>  override the manifest's relay.listen
+  --listen <host:port>  override the manifest's relay.listen (also IMACH_LISTEN)
   --state-dir <dir>     state directory (default .imach/ beside the manifest)
+  --warm <n>            spare host processes kept loaded, 0 to 8 (default: one per local
+                        host, up to 8); the relay is announced once they are ready
   --start <host,...>    start these hosts at once (a ping from the gateway), e.g. a client
   --quiet               do not print the hosts' output
   --json                print events as JSON lines
@@ -50,7 +53,9 @@ as they happen. Ctrl-C or SIGTERM stops every host and the relay, and exits 0.
 Run the relay: WebSocket join, routing, gateway (ping, DNS), admin API, and the lifecycle
 of the manifest's hosts (local provider). Logs JSON lines to stderr.
 
-  --listen <host:port>  listen address (default: the manifest's relay.listen, else 127.0.0.1:7000)
+  --listen <host:port>  listen address (default: IMACH_LISTEN, else the manifest's relay.listen,
+                        else 127.0.0.1:7000)
+  --warm <n>            spare host processes kept loaded, 0 to 8 (default: one per local host, up to 8)
 ${COMMON}
 `,
   host: `usage: imach host <module> [options]

@@ -59,11 +59,14 @@ export class LocalProvider implements Provider {
   /** starts past the instance check that have not yet joined `live` (spawn in progress) */
   private reserved = 0;
   private truncated = 0;
+  private startsOnLoadingSpare = 0;
+  /** woken whenever a spare becomes ready or ends (see ready()) */
+  private spareChanged: (() => void)[] = [];
 
   constructor(private readonly options: LocalProviderOptions = {}) {
     this.log = options.logger ?? createLogger({ fields: { component: 'local-provider' } });
     this.warm = Math.max(0, Math.min(8, Math.floor(options.warm ?? (options.mainPath === undefined ? 1 : 0))));
-    this.refill();
+    this.refill(this.warm);
   }
 
   get mainPath(): string {
@@ -100,7 +103,7 @@ export class LocalProvider implements Provider {
     this.live.add(inst);
     void inst.exited.then(() => this.live.delete(inst));
     this.log.debug('started', { host: launch.host, pid: inst.pid, warm: spare !== null });
-    this.refill();
+    this.refill(1);
     return inst;
   }
 
@@ -114,6 +117,7 @@ export class LocalProvider implements Provider {
   /** stopAll(), and no more spares from now on. */
   async close(): Promise<void> {
     this.closed = true;
+    this.notifySpareChanged();
     await this.stopAll();
   }
 
@@ -124,6 +128,48 @@ export class LocalProvider implements Provider {
   /** Output lines cut at MAX_LINE characters so far (the rest of each was dropped). */
   get truncatedLines(): number {
     return this.truncated;
+  }
+
+  /**
+   * Starts that took a spare still loading its modules (they wait for it, as long as a
+   * spawn takes); after ready() there are none until the pool runs dry.
+   */
+  get startsOnLoadingSpareCount(): number {
+    return this.startsOnLoadingSpare;
+  }
+
+  /** Spares that have loaded their modules and wait for a launch. */
+  get readySpareCount(): number {
+    let n = 0;
+    for (const s of this.spares) if (s.ready) n++;
+    return n;
+  }
+
+  /**
+   * Resolves once the whole warm pool is ready (every spare has loaded its modules), no
+   * spare is loading any more (one that ended is not replaced until the next start), or
+   * after timeoutMs, with the number of ready spares. A start before that waits for its
+   * spare to finish loading: `imach up` awaits this while the relay starts.
+   */
+  async ready(timeoutMs = 10_000): Promise<number> {
+    const end = Date.now() + timeoutMs;
+    while (!this.closed && this.readySpareCount < this.warm && this.readySpareCount < this.spares.size && Date.now() < end) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(wake, Math.max(0, end - Date.now()));
+        function wake(): void {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.spareChanged.push(wake);
+      });
+    }
+    return this.readySpareCount;
+  }
+
+  private notifySpareChanged(): void {
+    const waiters = this.spareChanged;
+    this.spareChanged = [];
+    for (const w of waiters) w();
   }
 
   /** Spares alive now (pre-started, not yet hosts). */
@@ -165,8 +211,15 @@ export class LocalProvider implements Provider {
     }
   }
 
-  private refill(): void {
-    while (!this.closed && this.spares.size < this.warm) {
+  /**
+   * Pre-start spares up to the pool size, with at most `loadingAtOnce` loading at a time
+   * (the whole pool at construction; one after a start, so that refills do not take the
+   * CPU from the hosts being started: the next one is spawned when it is ready).
+   */
+  private refill(loadingAtOnce: number): void {
+    let loading = this.spares.size - this.readySpareCount;
+    while (!this.closed && this.spares.size < this.warm && loading < loadingAtOnce) {
+      loading++;
       const s = this.spawnSpare();
       if (s === null) return;
     }
@@ -190,12 +243,18 @@ export class LocalProvider implements Provider {
     child.on('error', (e) => {
       this.log.debug('warm host function failed', { err: e.message });
       this.spares.delete(spare);
+      this.notifySpareChanged();
     });
-    child.once('exit', () => this.spares.delete(spare));
+    child.once('exit', () => {
+      this.spares.delete(spare);
+      this.notifySpareChanged();
+    });
     child.on('message', (m: unknown) => {
       if (!isWarmReady(m) || spare.ready) return;
       spare.ready = true;
       if (spare.pending !== null) this.sendLaunch(spare, spare.pending);
+      this.notifySpareChanged();
+      this.refill(1);
     });
     this.pipeOutput(child, () => spare.host);
     return spare;
@@ -217,7 +276,10 @@ export class LocalProvider implements Provider {
     setRef(spare.child, true);
     const inst = new LocalInstance(spare.child, launch.host, this.options.stopGraceMs ?? 5000);
     if (spare.ready) this.sendLaunch(spare, launch);
-    else spare.pending = launch;
+    else {
+      this.startsOnLoadingSpare++;
+      spare.pending = launch;
+    }
     return inst;
   }
 

@@ -2,6 +2,7 @@
 // no shell, every argument validated first because addresses come from the relay.
 
 import { execFile } from 'node:child_process';
+import { Address4 } from 'ip-address';
 
 export interface CommandResult {
   stdout: string;
@@ -47,23 +48,29 @@ export interface InterfaceConfig {
   /** the overlay network, e.g. 10.77.0.0/16 */
   network: string;
   mtu?: number;
+  /** packets the kernel may queue on the device for its reader (`txqueuelen`) */
+  txQueueLen?: number;
 }
 
+/** Largest txqueuelen accepted: a bound on what a queue of the kernel may hold for us. */
+export const MAX_TX_QUEUE_LEN = 100_000;
+
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 export function isInterfaceName(s: string): boolean {
   return IFNAME.test(s) && s !== '.' && s !== '..';
 }
 
+/** 'a.b.c.d' with no prefix and no leading zeroes (parsed by ip-address). */
 export function isIPv4(s: string): boolean {
-  return IPV4.test(s);
+  return !s.includes('/') && Address4.isValid(s);
 }
 
+/** 'a.b.c.d/len', len 1..32 (host bits may be set: a route's `ip` accepts them). */
 export function isIPv4Cidr(s: string): boolean {
   const [addr, len, ...rest] = s.split('/');
   if (rest.length > 0 || addr === undefined || len === undefined || !/^\d{1,2}$/.test(len)) return false;
-  return isIPv4(addr) && Number(len) >= 1 && Number(len) <= 32;
+  return isIPv4(addr) && Number(len) >= 1 && Number(len) <= 32 && Address4.isValid(s);
 }
 
 /** Why a config cannot be applied, or null when it is valid. */
@@ -74,6 +81,9 @@ export function validateInterfaceConfig(cfg: InterfaceConfig): string | null {
   if (cfg.mtu !== undefined && (!Number.isInteger(cfg.mtu) || cfg.mtu < 576 || cfg.mtu > 65535)) {
     return `invalid MTU ${cfg.mtu}`;
   }
+  if (cfg.txQueueLen !== undefined && (!Number.isInteger(cfg.txQueueLen) || cfg.txQueueLen < 1 || cfg.txQueueLen > MAX_TX_QUEUE_LEN)) {
+    return `invalid txqueuelen ${cfg.txQueueLen}`;
+  }
   return null;
 }
 
@@ -81,6 +91,7 @@ export function validateInterfaceConfig(cfg: InterfaceConfig): string | null {
 export function setupCommands(cfg: InterfaceConfig): string[][] {
   const cmds: string[][] = [];
   if (cfg.mtu !== undefined) cmds.push(['link', 'set', 'dev', cfg.dev, 'mtu', String(cfg.mtu)]);
+  if (cfg.txQueueLen !== undefined) cmds.push(['link', 'set', 'dev', cfg.dev, 'txqueuelen', String(cfg.txQueueLen)]);
   cmds.push(['addr', 'add', `${cfg.address}/32`, 'dev', cfg.dev]);
   cmds.push(['link', 'set', 'dev', cfg.dev, 'up']);
   cmds.push(['route', 'add', cfg.network, 'dev', cfg.dev, 'src', cfg.address]);

@@ -1,15 +1,24 @@
-// IPv4 addresses as uint32 numbers, and the overlay network's CIDR.
+// IPv4 addresses as uint32 numbers, and the overlay network's CIDR. Text from manifests,
+// flags and the admin API is parsed by `ip-address`; the numeric helpers below stay plain
+// arithmetic, because the router and the gateway call them per packet, where a library
+// object per call would allocate.
 
-export function parseAddress(text: string): number | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (m === null) return null;
-  let n = 0;
-  for (let i = 1; i <= 4; i++) {
-    const octet = Number(m[i]);
-    if (octet > 255 || (m[i].length > 1 && m[i][0] === '0')) return null;
-    n = n * 256 + octet;
+import { Address4 } from 'ip-address';
+
+/** An Address4, or null where ip-address refuses the text (it throws AddressError). */
+function address4(text: string): Address4 | null {
+  try {
+    return new Address4(text);
+  } catch {
+    return null;
   }
-  return n;
+}
+
+/** 'a.b.c.d' (no prefix, no leading zeroes) as a uint32; null otherwise. */
+export function parseAddress(text: string): number | null {
+  if (text.includes('/')) return null;
+  const a = address4(text);
+  return a === null ? null : Number(a.bigInt());
 }
 
 export function formatAddress(n: number): string {
@@ -31,15 +40,19 @@ export interface Network {
 
 /** Parse 'a.b.c.d/len' (len 8..30, host bits zero). Returns a message on error. */
 export function parseNetwork(text: string): Network | string {
-  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(text);
-  if (m === null) return 'expected a.b.c.d/len';
-  const base = parseAddress(m[1]);
-  if (base === null) return `${m[1]} is not an IPv4 address`;
-  const prefixLength = Number(m[2]);
+  const slash = text.indexOf('/');
+  if (slash < 0 || !/^\d{1,2}$/.test(text.slice(slash + 1))) return 'expected a.b.c.d/len';
+  const addressText = text.slice(0, slash);
+  if (parseAddress(addressText) === null) return `${addressText} is not an IPv4 address`;
+  const prefixLength = Number(text.slice(slash + 1));
   if (prefixLength < 8 || prefixLength > 30) return 'prefix length must be between 8 and 30';
-  const size = 2 ** (32 - prefixLength);
-  if (base % size !== 0) return `host bits of ${m[1]} are not zero for /${prefixLength}`;
-  return { cidr: `${formatAddress(base)}/${prefixLength}`, base, prefixLength, size, broadcast: base + size - 1, gateway: base + 1 };
+  const net = address4(`${addressText}/${prefixLength}`);
+  if (net === null) return 'expected a.b.c.d/len';
+  const base = net.startAddress();
+  if (base.correctForm() !== net.correctForm()) return `host bits of ${addressText} are not zero for /${prefixLength}`;
+  const start = Number(base.bigInt());
+  const broadcast = Number(net.endAddress().bigInt());
+  return { cidr: `${base.correctForm()}/${prefixLength}`, base: start, prefixLength, size: broadcast - start + 1, broadcast, gateway: start + 1 };
 }
 
 export function inNetwork(net: Network, addr: number): boolean {

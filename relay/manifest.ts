@@ -1,8 +1,9 @@
 // The application manifest (imach.yaml): network, relay listen address and hosts.
 
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { LineCounter, isMap, isScalar, parseDocument, type Document, type YAMLError } from 'yaml';
 import { formatAddress, isHostAddress, parseAddress, parseNetwork } from './address.js';
 import { DEFAULT_NETWORK } from './protocol.js';
 
@@ -68,6 +69,23 @@ class Fail {
 
 function fail(field: string, value: unknown, message: string): never {
   throw new Fail({ manifestError: true, field, value, message: `${field}: ${message} (got ${show(value)})` });
+}
+
+/** A YAML syntax error at a line and column (1-based): nothing was read, so no value is shown. */
+function failYaml(field: string, line: number, col: number, message: string): never {
+  throw new Fail({ manifestError: true, field, value: { line, column: col }, message: `${field}: line ${line}, column ${col}: ${message}` });
+}
+
+/** The first YAML error, with its line and column; a duplicate key under `hosts` names the host. */
+function yamlFailure(doc: Document, e: YAMLError, lines: LineCounter): never {
+  const { line, col } = lines.linePos(e.pos[0]);
+  if (e.code === 'DUPLICATE_KEY') {
+    const hosts = doc.get('hosts', true);
+    const dup = isMap(hosts) ? hosts.items.find((item) => isScalar(item.key) && item.key.range?.[0] === e.pos[0]) : undefined;
+    if (dup !== undefined && isScalar(dup.key)) failYaml(`hosts.${String(dup.key.value)}`, line, col, 'duplicate host name');
+    failYaml('yaml', line, col, 'duplicate key (map keys must be unique)');
+  }
+  failYaml('yaml', line, col, `not valid YAML: ${e.message.split('\n')[0]}`);
 }
 
 function show(value: unknown): string {
@@ -185,11 +203,9 @@ function collectHosts(v: unknown): RawHost[] {
 }
 
 function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0];
-    fail('yaml', e.linePos?.[0] ? `line ${e.linePos[0].line}` : undefined, `not valid YAML: ${e.message.split('\n')[0]}`);
-  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
+  if (doc.errors.length > 0) yamlFailure(doc, doc.errors[0], lines);
   const root: unknown = doc.toJS({ maxAliasCount: 100 });
   if (!isObj(root)) fail('', root, 'the manifest must be a YAML map');
   checkKeys(root, '', ['network', 'relay', 'hosts', 'name', 'version']);
@@ -281,6 +297,30 @@ export function parseManifest(text: string, baseDir: string, path = ''): Manifes
     if (e instanceof Fail) return e.error;
     return { manifestError: true, field: 'yaml', value: undefined, message: `cannot read the manifest: ${(e as Error).message}` };
   }
+}
+
+/**
+ * Every local host's `run` module is a file that exists (checked before anything boots;
+ * parsing alone does not touch the file system; a Lambda host's module lives in its
+ * function's bundle). The path is shown relative to the manifest when it lies beside it.
+ */
+export function checkRunFiles(manifest: Manifest): ManifestError | null {
+  for (const h of manifest.hosts) {
+    if (h.provider !== 'local') continue;
+    let problem: string | null = null;
+    try {
+      if (!statSync(h.run).isFile()) problem = 'not a file';
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      problem = code === 'ENOENT' || code === 'ENOTDIR' ? 'no such file' : `cannot read it (${code ?? (e as Error).message})`;
+    }
+    if (problem !== null) {
+      const rel = relative(manifest.baseDir, h.run);
+      const shown = rel === '' || rel.startsWith('..') || isAbsolute(rel) ? h.run : `.${sep}${rel}`;
+      return { manifestError: true, field: `hosts.${h.name}.run`, value: shown, message: `hosts.${h.name}.run: ${shown}: ${problem}` };
+    }
+  }
+  return null;
 }
 
 export async function loadManifest(path: string): Promise<Manifest | ManifestError> {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRelay, verifyToken, isTokenError, type Relay } from '../../relay/index.js';
+import { isManifestError, parseManifest } from '../../relay/manifest.js';
 import { silentLogger } from '../../hostfn/log.js';
 import { JOIN_EXIT, runJoin, type JoinCliDeps } from '../../cli/join.js';
 import type { JoinOptions } from '../../join/join-session.js';
@@ -194,6 +195,45 @@ describe('cli: imach', () => {
       assert.equal(existsSync(join(state, 'secret')), false);
     });
 
+    it('a run module that does not exist, a YAML syntax error, a duplicate host (exit 1, naming each)', async () => {
+      const cases: [string, string, RegExp][] = [
+        ['nope', 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web:\n    run: ./nope.js\n', /nope\.yaml: hosts\.web\.run: \.\/nope\.js: no such file\n/],
+        ['syntax', 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web:\n    run: [./a.js\n  x: 1\n', /syntax\.yaml: yaml: line 6, column 3: not valid YAML: /],
+        ['dup', 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web: ./a.js\n  web: ./b.js\n', /dup\.yaml: hosts\.web: line 5, column 3: duplicate host name\n/],
+      ];
+      for (const [name, text, expected] of cases) {
+        const state = join(dir, `${name}-state`);
+        const m = join(dir, `${name}.yaml`);
+        writeFileSync(m, text);
+        const r = await imach(['up', m, '--state-dir', state], { killAfterMs: 10_000 });
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(r.stderr, expected);
+        assert.doesNotMatch(r.stderr, /\(got nothing\)|\n\s+at /, 'no empty value, no stack');
+        assert.doesNotMatch(r.stdout, /relay on/);
+        assert.equal(existsSync(join(state, 'secret')), false, 'nothing booted');
+      }
+    });
+
+    it('IMACH_LISTEN stands for --listen (a bad one exits 2 before boot)', async () => {
+      const m = join(dir, 'listen.yaml');
+      writeFileSync(m, 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web: ./app.mjs\n');
+      writeFileSync(join(dir, 'app.mjs'), 'export default () => {};\n');
+      const state = join(dir, 'listen-state');
+      const r = await imach(['up', m, '--state-dir', state], { env: { IMACH_LISTEN: 'nowhere' }, killAfterMs: 10_000 });
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /--listen must be host:port \(got 'nowhere'\)/);
+      assert.equal(existsSync(join(state, 'secret')), false);
+    });
+
+    it('--warm out of range (exit 2)', async () => {
+      const m = join(dir, 'warm.yaml');
+      writeFileSync(m, 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web: ./app.mjs\n');
+      const r = await imach(['up', m, '--state-dir', join(dir, 'warm-state'), '--warm', '9'], { killAfterMs: 10_000 });
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.match(r.stderr, /--warm must be a number of spares from 0 to 8 \(got '9'\)/);
+      assert.doesNotMatch(r.stdout, /relay on/);
+    });
+
     it('--start with a host the manifest does not declare (exit 2)', async () => {
       const state = join(dir, 'start-state');
       const m = join(dir, 'start.yaml');
@@ -224,7 +264,10 @@ describe('cli: imach', () => {
     let relay: Relay;
     const secret = 'cli-test-secret';
     before(async () => {
-      relay = await startRelay({ listen: { host: '127.0.0.1', port: 0 }, secret, logger: silentLogger });
+      // two declared hosts (cold: no provider is needed until one is started)
+      const manifest = parseManifest('hosts:\n  web:\n    run: ./web.js\n    address: 10.77.0.11\n  kv:\n    run: ./kv.js\n    idle: never\n', dir);
+      if (isManifestError(manifest)) throw new Error(manifest.message);
+      relay = await startRelay({ manifest, listen: { host: '127.0.0.1', port: 0 }, secret, logger: silentLogger });
     });
     after(() => relay.close());
 
@@ -232,10 +275,22 @@ describe('cli: imach', () => {
       const env = { IMACH_SECRET: secret, IMACH_RELAY: relay.url };
       const j = await imach(['ps', '--json'], { env });
       assert.equal(j.code, 0, j.stderr);
-      assert.deepEqual(JSON.parse(j.stdout), relay.hosts());
+      const listed = JSON.parse(j.stdout) as { name: string; address: string; state: string; provider: string }[];
+      assert.deepEqual(
+        listed.map((h) => [h.name, h.address, h.state, h.provider]),
+        [
+          ['web', '10.77.0.11', 'cold', 'local'],
+          ['kv', '10.77.0.2', 'cold', 'local'],
+        ],
+      );
+      assert.deepEqual(listed, JSON.parse(JSON.stringify(relay.hosts())));
       const t = await imach(['ps'], { env });
       assert.equal(t.code, 0, t.stderr);
-      assert.match(t.stdout, /^NAME\s+ADDRESS\s+STATE\s+PROVIDER\s+UPTIME\s+CONNS\s+IN\s+OUT\s+STARTS/);
+      const rows = t.stdout.trim().split('\n');
+      assert.match(rows[0]!, /^NAME\s+ADDRESS\s+STATE\s+PROVIDER\s+UPTIME\s+CONNS\s+IN\s+OUT\s+STARTS/);
+      assert.match(rows[1]!, /^web\s+10\.77\.0\.11\s+cold\s+local\s/);
+      assert.match(rows[2]!, /^kv\s+10\.77\.0\.2\s+cold\s+local\s/);
+      assert.equal(rows.length, 3);
     });
 
     it('a wrong secret is refused with exit 1', async () => {
@@ -273,10 +328,15 @@ describe('cli: imach', () => {
       assert.match(r.stderr, /refused|forged/);
     });
 
-    it('events --json prints JSON lines', async () => {
+    it('events --json prints the relay\'s events as JSON lines', async () => {
+      // the hand-joined host of the test above joined and left: there are events to print
+      const expected = JSON.parse(JSON.stringify(relay.events())) as { host: string; type: string }[];
+      assert.ok(expected.some((e) => e.host === 'extra' && e.type === 'joined'), JSON.stringify(expected));
       const r = await imach(['events', '--json'], { env: { IMACH_SECRET: secret, IMACH_RELAY: relay.url } });
       assert.equal(r.code, 0, r.stderr);
-      for (const line of r.stdout.split('\n').filter(Boolean)) assert.equal(typeof JSON.parse(line).host, 'string');
+      const lines = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown);
+      // (a later event, such as the hand-joined host's release, may follow)
+      assert.deepEqual(lines.slice(0, expected.length), expected);
     });
   });
 
@@ -293,6 +353,9 @@ describe('cli: imach', () => {
     while (!/all hosts are cold/.test(out) && Date.now() - start < 15_000) await new Promise((r) => setTimeout(r, 50));
     assert.match(out, /relay on ws:\/\/127\.0\.0\.1:\d+/);
     assert.match(out, /web\s+10\.77\.0\.2\s+local/);
+    // announced only once its spare (one per local host) has loaded: a first start right
+    // away does not wait for a process still loading
+    assert.match(out, /\(1 spare processes ready\)/);
     child.kill('SIGTERM');
     const code = await exited;
     clearTimeout(t);

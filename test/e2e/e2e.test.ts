@@ -162,10 +162,16 @@ describe('e2e: relay + local host functions + test hosts on loopback', function 
   });
 
   it('ping between hosts, and from the gateway', async () => {
+    const before = host('echo');
     const rtt = await me.ping('10.77.0.7', 10_000);
-    assert.ok(rtt >= 0);
+    const after = host('echo');
+    assert.ok(Number.isFinite(rtt) && rtt > 0 && rtt < 10_000, String(rtt));
+    // the request reached echo and echo sent the reply (20 + 8 + 32 bytes each way)
+    assert.ok(after.bytesIn - before.bytesIn >= 60, `echo received ${after.bytesIn - before.bytesIn} bytes`);
+    assert.ok(after.bytesOut - before.bytesOut >= 60, `echo sent ${after.bytesOut - before.bytesOut} bytes`);
     const g = await app.relay.ping('echo', 10_000);
     assert.equal(g.address, '10.77.0.7');
+    assert.ok(Number.isFinite(g.rttMs) && g.rttMs > 0 && g.rttMs < 10_000, String(g.rttMs));
   });
 
   it('a finished TCP transfer leaves no established connection behind', async () => {

@@ -105,7 +105,9 @@ describe('hostfn/local-provider', () => {
     } finally {
       await inst.stop();
     }
-    await new Promise((r) => setTimeout(r, 20));
+    // the child has exited; its last output may still be on its way through the pipe
+    const end = Date.now() + 5000;
+    while (lines.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(lines.slice(1), ['after']);
     assert.equal(p.truncatedLines, 1);
   });
@@ -177,6 +179,42 @@ describe('hostfn/local-provider', () => {
         assert.equal(exit.code, 1);
         await until(() => lines.some((l) => l.startsWith('web|stderr|') && l.includes('cannot load the app module')), 'the host output');
         assert.equal(p.running, 0);
+      } finally {
+        await p.close();
+      }
+    });
+
+    it('ready() resolves once every spare has loaded: starts after it take a loaded spare, and refills load one at a time', async () => {
+      // The cold-start bug: `imach up` announced the relay while its spare was still
+      // loading, and the first start waited for it (about 0.5 s).
+      const p = new LocalProvider({ logger: silentLogger, output: () => {}, warm: 2 });
+      try {
+        assert.equal(p.readySpareCount, 0, 'spares have not loaded yet right after construction');
+        assert.equal(await p.ready(20_000), 2);
+        assert.equal(p.readySpareCount, 2);
+        const a = await p.start({ ...launch, host: 'a', relay: 'not a url' });
+        const b = await p.start({ ...launch, host: 'b', relay: 'not a url' });
+        assert.equal(p.startsOnLoadingSpareCount, 0, 'no start waited for a spare still loading');
+        assert.equal(p.spareCount, 1, 'one refill loads at a time, not one per start');
+        assert.equal((await a.exited).code, 2);
+        assert.equal((await b.exited).code, 2);
+        const c = await p.start({ ...launch, host: 'c', relay: 'not a url' });
+        assert.equal(p.startsOnLoadingSpareCount, 1, 'a start on the refill still loading is counted');
+        assert.equal((await c.exited).code, 2);
+        assert.equal(await p.ready(20_000), 2, 'the pool fills up again');
+      } finally {
+        await p.close();
+      }
+    });
+
+    it('ready() does not wait for a spare that ended while loading', async () => {
+      const mainPath = script('dies.mjs', 'process.exit(1);');
+      const p = new LocalProvider({ mainPath, logger: silentLogger, output: () => {}, warm: 1 });
+      try {
+        const t0 = Date.now();
+        assert.equal(await p.ready(30_000), 0);
+        assert.ok(Date.now() - t0 < 15_000, 'ready() returned once nothing was loading, not at its timeout');
+        assert.equal(p.spareCount, 0);
       } finally {
         await p.close();
       }

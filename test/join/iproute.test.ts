@@ -21,6 +21,10 @@ describe('join: interface configuration', function () {
     assert.match(validateInterfaceConfig({ ...cfg, address: '10.77.0.1 ' }) ?? '', /address/);
     assert.match(validateInterfaceConfig({ ...cfg, network: '10.77.0.0/33' }) ?? '', /network/);
     assert.match(validateInterfaceConfig({ ...cfg, mtu: 100 }) ?? '', /MTU/);
+    assert.match(validateInterfaceConfig({ ...cfg, txQueueLen: 0 }) ?? '', /txqueuelen/);
+    assert.match(validateInterfaceConfig({ ...cfg, txQueueLen: 1.5 }) ?? '', /txqueuelen/);
+    assert.match(validateInterfaceConfig({ ...cfg, txQueueLen: 100_001 }) ?? '', /txqueuelen/);
+    assert.equal(validateInterfaceConfig({ ...cfg, txQueueLen: 10_000 }), null);
     assert.equal(isIPv4Cidr('10.0.0.0/8'), true);
     assert.equal(isIPv4Cidr('10.0.0.0'), false);
     assert.equal(isIPv4Cidr('10.0.0.0/8/1'), false);

@@ -5,7 +5,27 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JOIN_EXIT } from '../../cli/join.js';
+import { TUN_TX_QUEUE_LEN } from '../../join/join-session.js';
 import { Fixture, NetNs, exec, fixturePath, tunTestBlocker, type Exec } from '../support/join-netns.js';
+import { skipOrFail } from '../support/require-all.js';
+
+/**
+ * node -e: `n` connects to `address`:9 at once; exits 0 once every one has an answer (or
+ * after 10 s), 3 if a socket could not be opened (EMFILE).
+ */
+const CONNECT_BURST = `const net = require('net');
+const [address, n] = [process.argv[1], Number(process.argv[2])];
+let settled = 0;
+const done = (e) => {
+  if (e && e.code === 'EMFILE') { console.log('EMFILE'); process.exit(3); }
+  if (++settled === n) process.exit(0);
+};
+for (let i = 0; i < n; i++) {
+  const s = net.connect({ host: address, port: 9 });
+  s.on('error', done);
+  s.on('connect', () => (s.destroy(), done()));
+}
+setTimeout(() => process.exit(0), 10000);`;
 
 const cliPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
 
@@ -16,16 +36,14 @@ describe('join: TUN device in a network namespace', function () {
   before(async function () {
     const blocker = await tunTestBlocker({ needPing: true });
     if (blocker) {
-      process.stderr.write(`      skipped: ${blocker}\n`);
-      this.skip();
+      skipOrFail(this, blocker);
     }
   });
 
   beforeEach(async function () {
     const made = await NetNs.create();
     if (typeof made === 'string') {
-      process.stderr.write(`      skipped: ${made}\n`);
-      this.skip();
+      skipOrFail(this, made);
     }
     ns = made as NetNs;
   });
@@ -120,13 +138,11 @@ describe('join: imach join with the real relay, in a network namespace', functio
   before(async function () {
     const blocker = await tunTestBlocker({ needPing: true });
     if (blocker) {
-      process.stderr.write(`      skipped: ${blocker}\n`);
-      this.skip();
+      skipOrFail(this, blocker);
     }
     const made = await NetNs.create();
     if (typeof made === 'string') {
-      process.stderr.write(`      skipped: ${made}\n`);
-      this.skip();
+      skipOrFail(this, made);
     }
     ns = made as NetNs;
   });
@@ -166,6 +182,20 @@ describe('join: imach join with the real relay, in a network namespace', functio
     const ping = await n.exec('ping', ['-c', '2', '-i', '0.2', '-W', '5', ready.gateway as string]);
     assert.equal(ping.code, 0, `ping failed: ${ping.stdout}${ping.stderr}`);
 
+    // The device's queue holds a burst of 5,000 connects (5,000 SYNs from the kernel at
+    // once, to an address without a host): Linux's default of 500 drops most of them.
+    const stat = async (name: string) => {
+      const r = await n.exec('cat', [`/sys/class/net/imrelay0/${name}`]);
+      assert.equal(r.code, 0, r.stderr);
+      return Number(r.stdout.trim());
+    };
+    assert.equal(await stat('tx_queue_len'), TUN_TX_QUEUE_LEN);
+    const sentBefore = await stat('statistics/tx_packets');
+    const burst = await n.exec(process.execPath, ['-e', CONNECT_BURST, '10.77.250.250', '5000']);
+    assert.equal(burst.code, 0, `the burst could not open its sockets (node raises its file limit to the hard limit): ${burst.stdout}${burst.stderr}`);
+    assert.ok((await stat('statistics/tx_packets')) - sentBefore >= 5000, 'the burst went through the device');
+    assert.equal(await stat('statistics/tx_dropped'), 0, 'packets dropped on the device\'s queue');
+
     fixture.child.kill('SIGTERM');
     const end = await fixture.waitFor((o) => 'exit' in o, 'join ended');
     assert.equal(end.exit, 0);
@@ -182,13 +212,11 @@ describe('join: without /dev/net/tun (hidden in a private mount namespace)', fun
     const unshare = blocker ? null : await exec('unshare', ['--version']);
     const reason = blocker ?? (unshare && unshare.code !== 0 ? 'unshare (util-linux) is missing' : null);
     if (reason) {
-      process.stderr.write(`      skipped: ${reason}\n`);
-      this.skip();
+      skipOrFail(this, reason);
     }
     const made = await NetNs.create();
     if (typeof made === 'string') {
-      process.stderr.write(`      skipped: ${made}\n`);
-      this.skip();
+      skipOrFail(this, made);
     }
     ns = made as NetNs;
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isManifestError, loadManifest, parseManifest, parseDuration, parseSize, type Manifest, type ManifestError } from '../../relay/manifest.js';
+import { checkRunFiles, isManifestError, loadManifest, parseManifest, parseDuration, parseSize, type Manifest, type ManifestError } from '../../relay/manifest.js';
 
 function ok(text: string, base = '/apps/demo'): Manifest {
   const m = parseManifest(text, base);
@@ -111,10 +111,47 @@ hosts:
     });
   }
 
-  it('reports invalid YAML and duplicate host names', () => {
-    assert.equal(bad('hosts: [a\n').field, 'yaml');
-    const dup = bad('hosts:\n  web: {run: a.js}\n  web: {run: b.js}\n');
-    assert.ok(dup.field === 'yaml' || dup.field === 'hosts.web', dup.field);
+  it('reports invalid YAML with its line and column, and shows no value', () => {
+    const unclosed = bad('network: 10.77.0.0/16\nhosts:\n  web:\n    run: [./a.js\n  x: 1\n');
+    assert.equal(unclosed.field, 'yaml');
+    assert.deepEqual(unclosed.value, { line: 5, column: 3 });
+    assert.match(unclosed.message, /^yaml: line 5, column 3: not valid YAML: Flow sequence/);
+    assert.doesNotMatch(unclosed.message, /\(got /);
+    const quote = bad('hosts:\n  web:\n    run: "x\n');
+    assert.match(quote.message, /^yaml: line \d+, column \d+: not valid YAML: Missing closing "quote/);
+    const compact = bad('a: b: c\n');
+    assert.match(compact.message, /^yaml: line 1, column 4: /);
+  });
+
+  it('names a duplicate host (map form, with its line; list form) and reports other duplicate keys by line', () => {
+    const dup = bad('hosts:\n  web: {run: a.js}\n  api: {run: c.js}\n  web: {run: b.js}\n');
+    assert.equal(dup.field, 'hosts.web');
+    assert.equal(dup.message, 'hosts.web: line 4, column 3: duplicate host name');
+    const listed = bad('hosts:\n  - {name: web, run: a.js}\n  - {name: web, run: b.js}\n');
+    assert.equal(listed.field, 'hosts.web');
+    assert.match(listed.message, /^hosts\.web: duplicate host name/);
+    const relay = bad('relay:\n  listen: 1\n  listen: 2\n');
+    assert.equal(relay.field, 'yaml');
+    assert.equal(relay.message, 'yaml: line 3, column 3: duplicate key (map keys must be unique)');
+  });
+
+  it('checkRunFiles: a local host whose module does not exist is named by field, the path as written', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'imach-manifest-run-'));
+    try {
+      await writeFile(join(dir, 'web.js'), 'export default () => {};\n');
+      const good = ok('hosts:\n  web: ./web.js\n  fn: {run: ./gone.js, provider: lambda}\n', dir);
+      assert.equal(checkRunFiles(good), null, 'a Lambda host\'s module is not on this machine');
+      const e = checkRunFiles(ok('hosts:\n  web: ./web.js\n  api: {run: ./nope.js}\n', dir));
+      assert.ok(e !== null);
+      assert.equal(e.field, 'hosts.api.run');
+      assert.equal(e.message, 'hosts.api.run: ./nope.js: no such file');
+      const folder = checkRunFiles(ok(`hosts:\n  web: ${dir}\n`, dir));
+      assert.equal(folder?.message, `hosts.web.run: ${dir}: not a file`);
+      const outside = checkRunFiles(ok('hosts:\n  web: /nonexistent-imach/app.js\n', dir));
+      assert.equal(outside?.message, 'hosts.web.run: /nonexistent-imach/app.js: no such file');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('parses durations', () => {

@@ -319,6 +319,7 @@ describe('relay', function () {
     await withRelay({}, async (relay, join) => {
       const a = await join('alpha');
       // the test host answers echo requests like a stack would
+      let answered = 0;
       a.ws.on('message', (data: Buffer, isBinary: boolean) => {
         if (!isBinary) return;
         const p = parseIpv4(new Uint8Array(data));
@@ -332,13 +333,15 @@ describe('relay', function () {
         const folded = (sum & 0xffff) + (sum >>> 16);
         reply[22] = folded >>> 8;
         reply[23] = folded & 0xff;
+        answered++;
         a.send(reply);
       });
       const res = await http(`${relay.httpUrl}/api/ping`, 'POST', relay.mintToken(ADMIN_HOST, 60), { target: 'alpha' });
       assert.equal(res.status, 200, res.body);
       const body = JSON.parse(res.body) as { address: string; rttMs: number };
       assert.equal(body.address, a.address);
-      assert.ok(body.rttMs >= 0);
+      assert.equal(answered, 1, 'the echo request reached the host, and its reply made the answer');
+      assert.ok(Number.isFinite(body.rttMs) && body.rttMs > 0 && body.rttMs < 30_000, String(body.rttMs));
     });
   });
 
