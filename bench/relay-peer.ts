@@ -5,7 +5,7 @@
 
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { AddressInfo } from 'node:net';
-import { RelayLink, isRelayLinkError, joinUrl } from '../hostfn/relay-link.js';
+import { RelayLink, isRelayLinkError, joinUrl } from '../transport/relay-link.js';
 import { createNetstackBundle } from '../hostfn/netstack-bundle.js';
 import type { NetApi } from '../netstack/api/net.js';
 import { buildUdpPacket } from '../netstack/wire/udp.js';

@@ -6,7 +6,7 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
 import type { Link } from '../netstack/link/link.js';
 import { createLogger, type Logger } from './log.js';
 import { ACTIVITY_INTERVAL_MS, type Launch, type WelcomeMessage } from './protocol.js';
-import { RelayLink, isRelayLinkError, type RelayLinkOptions } from './relay-link.js';
+import { RelayLink, isRelayLinkError, type RelayLinkOptions } from '../transport/relay-link.js';
 
 export interface HostExit {
   code: number;

@@ -2,7 +2,7 @@
 // host of the relay) pumped to and from a TUN device that the kernel routes the overlay
 // network into.
 
-import { RelayLink, isRelayLinkError, type RelayLinkError } from '../hostfn/relay-link.js';
+import { RelayLink, isRelayLinkError, type RelayLinkError } from '../transport/relay-link.js';
 import { createLogger, type Logger } from '../hostfn/log.js';
 import type { WelcomeMessage } from '../relay/protocol.js';
 import {

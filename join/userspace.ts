@@ -6,7 +6,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createNetstackBundle } from '../hostfn/netstack-bundle.js';
 import { createLogger, type Logger } from '../hostfn/log.js';
-import { RelayLink, isRelayLinkError, type RelayLinkError } from '../hostfn/relay-link.js';
+import { RelayLink, isRelayLinkError, type RelayLinkError } from '../transport/relay-link.js';
 import type { NetApi } from '../netstack/api/net.js';
 import type { WelcomeMessage } from '../relay/protocol.js';
 import type { Link } from '../netstack/link/link.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { checkPacket, MALFORMED_CHECKSUM, MALFORMED_LENGTH, MALFORMED_SHORT, MALFORMED_VERSION } from '../../relay/packet.js';
-import { PacketWalker } from '../../relay/packet-views.js';
+import { PacketWalker } from '../../transport/packet-walker.js';
 import { addr, concat, rawPacket } from '../support/relay-packets.js';
 
 /** An IPv4 packet with `optionWords` words of options (IHL 5 + optionWords), checksummed. */
