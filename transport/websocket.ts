@@ -231,7 +231,7 @@ export class WebSocketConnection {
     this.closeCode = code;
     this.closeReason = reason;
     // RFC 6455 section 5.5.1: echo the peer's code
-    if (!this.closeSent) this.sendClose(code === CLOSE_NO_STATUS ? -1 : code, '');
+    if (!this.closeSent) this.sendClose(code === CLOSE_NO_STATUS ? -1 : code, reason);
     this._state = 'closing';
     // RFC 6455 section 7.1.1: the server closes the TCP connection first; a client waits
     if (this.role === 'server') this.socket.end();
