@@ -166,6 +166,7 @@ export class HostRuntime {
       url: launch.relay,
       token: launch.token,
       logger: this.log.child({ component: 'relay-link' }),
+      ...(launch.relayCertSha256 !== undefined ? { tls: { certSha256: launch.relayCertSha256 } } : {}),
       ...this.options.link,
     };
     // Load the app before joining: a module that cannot load fails the start, and the

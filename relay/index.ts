@@ -118,6 +118,8 @@ export interface RelayOptions {
   domain?: string;
   limits?: Partial<RelayLimits>;
   logger?: Logger;
+  /** Serve wss:// with this certificate and key (PEM); default: the manifest's relay.tls files. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 export interface HostStatus {
@@ -233,16 +235,21 @@ export class RelayServer implements Relay {
   private framesIn = 0;
   private framesOutClosed = 0;
 
+  /** SHA-256 fingerprint (hex) of the TLS certificate served, when the relay serves wss:// */
+  readonly certSha256: string | undefined;
+
   constructor(
     private readonly server: Server,
     address: { host: string; port: number },
     net: Network,
     options: RelayOptions,
     secret: string,
+    tlsCert?: string | Buffer,
   ) {
     const host = address.host.includes(':') ? `[${address.host}]` : address.host;
-    this.url = `ws://${host}:${address.port}`;
-    this.httpUrl = `http://${host}:${address.port}`;
+    this.certSha256 = tlsCert !== undefined ? certSha256(tlsCert) : undefined;
+    this.url = `${tlsCert !== undefined ? 'wss' : 'ws'}://${host}:${address.port}`;
+    this.httpUrl = `${tlsCert !== undefined ? 'https' : 'http'}://${host}:${address.port}`;
     this.net = net;
     this.network = net.cidr;
     this.gateway = formatAddress(net.gateway);
@@ -266,6 +273,7 @@ export class RelayServer implements Relay {
       limits: this.limits,
       logger: this.log,
       relayUrl: () => this.url,
+      relayCertSha256: () => this.certSha256,
       mintLaunchToken: (h) => {
         const nonce = newNonce();
         return { token: mintWithSecret(this.secret, h, DEFAULT_TOKEN_TTL_S, Date.now(), nonce), nonce };
@@ -864,7 +872,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const listen = options.listen ?? options.manifest?.relay.listen ?? { host: '127.0.0.1', port: 7000 };
   const stateDir = options.stateDir ?? (options.manifest !== undefined ? join(options.manifest.baseDir, '.imach') : undefined);
   const secret = options.secret ?? (stateDir !== undefined ? await loadOrCreateSecret(stateDir) : (process.env[SECRET_ENV] ?? randomBytes(32).toString('base64url')));
-  const server = createServer();
+  let tls = options.tls;
+  const tlsFiles = options.manifest?.relay.tls;
+  if (tls === undefined && tlsFiles !== undefined) {
+    try {
+      tls = { cert: readFileSync(tlsFiles.cert), key: readFileSync(tlsFiles.key) };
+    } catch (e) {
+      throw new Error(`relay.tls: cannot read ${tlsFiles.cert} or ${tlsFiles.key}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  const server: Server = tls !== undefined ? createTlsServer({ cert: tls.cert, key: tls.key }) : createServer();
   server.keepAliveTimeout = 5000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -877,6 +894,6 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   });
   const addr = server.address();
   const bound = typeof addr === 'object' && addr !== null ? { host: listen.host, port: addr.port } : listen;
-  return new RelayServer(server, bound, net, options, secret);
+  return new RelayServer(server, bound, net, options, secret, tls?.cert);
 }
 
