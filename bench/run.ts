@@ -16,6 +16,7 @@ type Group = (opts: { quick: boolean }) => Promise<BenchRow[]>;
 async function groups(): Promise<Record<string, Group>> {
   const found: Record<string, Group> = {};
   found.netstack = (await import('./netstack.js')).runNetstackBench;
+  found.codec = (await import('./codec.js')).runCodecBench;
   for (const [name, file, fn] of [
     ['relay', './relay.js', 'runRelayBench'],
     ['join', './join.js', 'runJoinBench'],
