@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { startRelay, parseLaunch, isProtocolError, type Relay } from '../../relay/index.js';
+import { startRelay, parseLaunch, parseManifest, isManifestError, isProtocolError, type Launch, type Provider, type Relay } from '../../relay/index.js';
 import { silentLogger } from '../../relay/log.js';
 import { certSha256 } from '../../transport/dial.js';
 import { RelayLink, isRelayLinkError } from '../../transport/relay-link.js';
@@ -130,6 +130,38 @@ describe('transport over TLS (wss://)', function () {
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
     }
+  });
+
+  it('a host function the relay launches trusts the self-signed relay by the launch\'s pin alone', async () => {
+    const run = join(certs.dir, 'app.js');
+    writeFileSync(run, 'export default function () {}\n');
+    const manifest = parseManifest(`hosts:\n  web:\n    run: ./app.js\n`, certs.dir);
+    assert.ok(!isManifestError(manifest));
+    const launches: Launch[] = [];
+    const joined: RelayLink[] = [];
+    const provider: Provider = {
+      name: 'local',
+      async start(launch) {
+        launches.push(launch);
+        // as hostfn's runtime does: the launch's pin is the link's only trust
+        const link = await RelayLink.connect({ url: launch.relay, token: launch.token, tls: { certSha256: launch.relayCertSha256! }, giveUpAfterMs: 0 });
+        if (isRelayLinkError(link)) throw new Error(link.message);
+        joined.push(link);
+        links.push(link);
+        return { exited: link.ended.then(() => ({ code: 0, reason: 'closed' })), stop: async () => link.close() };
+      },
+    };
+    const relay = await startRelay({ manifest, listen: { host: '127.0.0.1', port: 0 }, secret: 'tls-test-secret', logger: silentLogger, providers: { local: provider }, tls: { cert: certs.selfCert, key: certs.selfKey } });
+    relays.push(relay);
+    // a ping of the cold host is an allocation signal; its answer does not matter here
+    relay.ping('web', 5000).catch(() => {});
+    const end = Date.now() + 5000;
+    while (joined.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(launches.length, 1);
+    assert.match(launches[0]!.relay, /^wss:\/\//);
+    assert.equal(launches[0]!.relayCertSha256, certSha256(certs.selfCert));
+    assert.equal(joined.length, 1, 'the launched host joined');
+    assert.equal(joined[0]!.welcome.host, 'web');
   });
 
   it('carries the pin in the launch: parseLaunch takes relayCertSha256 and refuses a malformed one', () => {
