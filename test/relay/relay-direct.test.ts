@@ -279,6 +279,7 @@ describe('relay data path without reassembly', function () {
         const close = await raw.next((f) => f.opcode === 8);
         assert.equal(close.payload.readUInt16BE(0), 1009);
         assert.equal(framesIn(relay), 0);
+        await waitFor(() => relay.counters()['hosts.alpha.websocket-protocol-error'] === 1, 'the protocol error counted');
       } finally {
         await raw?.close();
       }
