@@ -5,7 +5,8 @@ import { printTable, writeResults, type BenchRow } from './report.js';
 
 const usage = `usage: npm run bench -- [--only GROUP[,GROUP]] [--quick]
 
-Groups: netstack (two stacks in one process), relay (hosts through the relay),
+Groups: netstack (two stacks in one process), codec (the WebSocket codec: what masking
+costs), relay (hosts through the relay),
 join (a kernel through TUN; needs root, /dev/net/tun and the addon).
   --only   run only these groups (default: all)
   --quick  shorter runs, smaller transfers (figures are noisier)

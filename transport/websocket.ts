@@ -233,9 +233,10 @@ export class WebSocketConnection {
     // RFC 6455 section 5.5.1: echo the peer's code
     if (!this.closeSent) this.sendClose(code === CLOSE_NO_STATUS ? -1 : code, reason);
     this._state = 'closing';
-    // RFC 6455 section 7.1.1: the server closes the TCP connection first; a client waits
+    // RFC 6455 section 7.1.1: the server closes the TCP connection first; a client waits.
+    // Either way the socket is dropped if the peer has not closed its end in time.
     if (this.role === 'server') this.socket.end();
-    else this.armCloseTimer(this.closeTimeoutMs);
+    this.armCloseTimer(this.closeTimeoutMs);
   }
 
   /** RFC 6455 section 7.1.7: fail the connection: send the code, then end the socket. */

@@ -143,6 +143,27 @@ describe('transport/websocket: ws client against our server', () => {
     assert.deepEqual(srv.closes.map((c) => c.code).sort(), [1002, 1007, 1009]);
   });
 
+  it('drops a peer that sends a close frame and then never closes its end of TCP', async () => {
+    const port = Number(new URL(srv.url).port);
+    const events: string[] = [];
+    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () =>
+      s.write(`GET /v1/join HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`),
+    );
+    try {
+      s.once('data', () => s.write(clientFrame(8, Buffer.from([0x03, 0xe8]), { key: [9, 9, 9, 9] })));
+      s.on('end', () => events.push('end'));
+      s.on('error', () => {});
+      const started = Date.now();
+      // the default close timeout is 2 s
+      await until(() => srv.closes.length === 1, 'the server to drop the half-closed connection', 4000);
+      assert.ok(Date.now() - started >= 1500, 'not before the close timeout');
+      assert.deepEqual(events, ['end'], 'the server ended its side first (RFC 6455 section 7.1.1)');
+      assert.equal(srv.closes[0]!.code, 1000);
+    } finally {
+      s.destroy();
+    }
+  });
+
   it('refuses a bad upgrade: version 426, a missing key and a foreign subprotocol 400', async () => {
     const port = new URL(srv.url).port;
     const ask = (headers: string): Promise<string> =>
