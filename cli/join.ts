@@ -313,7 +313,7 @@ export async function runJoin(argv: string[], deps: Partial<JoinCliDeps> = {}): 
     if (relay === undefined) {
       const { host, port } = m.relay.listen;
       const h = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-      relay = `ws://${h}:${port}`;
+      relay = `${m.relay.tls !== undefined ? 'wss' : 'ws'}://${h}:${port}`;
     }
     if (token === undefined) {
       const stateDir = path.resolve(args.stateDir ?? (d.env.IMACH_STATE_DIR || path.join(m.baseDir, '.imach')));

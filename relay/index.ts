@@ -147,6 +147,8 @@ export interface HostStatus {
 export interface Relay {
   readonly url: string;
   readonly httpUrl: string;
+  /** SHA-256 fingerprint (hex) of the certificate of a wss:// relay; hosts it launches pin it */
+  readonly certSha256: string | undefined;
   readonly network: string;
   readonly gateway: string;
   mintToken(host: string, ttlSeconds?: number): string;

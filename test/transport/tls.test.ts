@@ -84,7 +84,7 @@ describe('transport over TLS (wss://)', function () {
   it('joins a self-signed relay by its pinned SHA-256 fingerprint, with no CA', async () => {
     const relay = await relayWith(certs.selfCert, certs.selfKey);
     const pin = certSha256(certs.selfCert);
-    assert.equal((relay as Relay & { certSha256?: string }).certSha256, pin, 'the relay knows the fingerprint it pins in launches');
+    assert.equal(relay.certSha256, pin, 'the relay knows the fingerprint it pins in launches');
     // the colon form that openssl and browsers print is accepted too
     const colons = pin.toUpperCase().match(/../g)!.join(':');
     const link = await RelayLink.connect({ url: relay.url, token: relay.mintToken('beta', 60), tls: { certSha256: colons } });
