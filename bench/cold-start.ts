@@ -18,7 +18,7 @@ import { MAX_WARM, warmPoolSize } from '../cli/up.js';
 import { LocalProvider } from '../hostfn/local-provider.js';
 import { silentLogger as hostSilentLogger } from '../hostfn/log.js';
 import { createNetstackBundle } from '../hostfn/netstack-bundle.js';
-import { RelayLink, isRelayLinkError } from '../hostfn/relay-link.js';
+import { RelayLink, isRelayLinkError } from '../transport/relay-link.js';
 import type { NetApi } from '../netstack/api/net.js';
 import { startRelay, type Relay } from '../relay/index.js';
 import { silentLogger } from '../relay/log.js';

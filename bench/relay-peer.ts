@@ -5,7 +5,7 @@
 
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { AddressInfo } from 'node:net';
-import { RelayLink, isRelayLinkError, joinUrl } from '../hostfn/relay-link.js';
+import { RelayLink, isRelayLinkError, joinUrl } from '../transport/relay-link.js';
 import { createNetstackBundle } from '../hostfn/netstack-bundle.js';
 import type { NetApi } from '../netstack/api/net.js';
 import { buildUdpPacket } from '../netstack/wire/udp.js';
@@ -30,6 +30,8 @@ export interface PeerConfig {
   /** imach-relay: its MTU, and the hosts to mint join tokens for */
   mtu?: number;
   hosts?: string[];
+  /** host: the link's masking (default: the zero key, the relay being on loopback) */
+  mask?: 'random' | 'zero';
 }
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as PeerConfig;
@@ -196,7 +198,7 @@ async function raw(): Promise<void> {
 }
 
 async function host(): Promise<void> {
-  const link = await RelayLink.connect({ url: cfg.url!, token: cfg.token! });
+  const link = await RelayLink.connect({ url: cfg.url!, token: cfg.token!, ...(cfg.mask ? { mask: cfg.mask } : {}) });
   if (isRelayLinkError(link)) fail(new Error(`join: ${link.message}`));
   const bundle = createNetstackBundle(link.welcome, link);
   const net = bundle.stack.net as NetApi;

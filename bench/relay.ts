@@ -83,13 +83,13 @@ export async function plainGoodput(size: number, bytes: number, warmBytes = 0): 
  * relay runs in a process of its own, as the plain forwarder does (not in this one, whose
  * heap the other benchmarks have grown).
  */
-export async function tcpGoodput(mtu: number, bytes: number, warmBytes = 0): Promise<number> {
+export async function tcpGoodput(mtu: number, bytes: number, warmBytes = 0, mask?: 'random'): Promise<number> {
   const relay = startPeer({ mode: 'imach-relay', mtu, hosts: ['sink', 'source'] });
   try {
     const { url, tokens } = (await relay.next()) as { url: string; tokens: Record<string, string> };
-    const sink = startPeer({ mode: 'host', role: 'tcp-sink', url, token: tokens.sink, port: 5001, warmBytes });
+    const sink = startPeer({ mode: 'host', role: 'tcp-sink', url, token: tokens.sink, port: 5001, warmBytes, ...(mask ? { mask } : {}) });
     const { address } = (await sink.next()) as { address: string };
-    const src = startPeer({ mode: 'host', role: 'tcp-source', url, token: tokens.source, target: address, port: 5001, bytes });
+    const src = startPeer({ mode: 'host', role: 'tcp-source', url, token: tokens.source, target: address, port: 5001, bytes, ...(mask ? { mask } : {}) });
     await src.next();
     src.go();
     const r = (await sink.next()) as { bytes: number; measured: number; t0: number; t1: number };
@@ -176,16 +176,24 @@ export async function runRelayBench(opts: { quick: boolean }): Promise<BenchRow[
     const n = mtu === 1500 ? bytes / 4 : bytes;
     const bases: number[] = [];
     const tcps: number[] = [];
+    const masked: number[] = [];
     for (let r = 0; r < rounds; r++) {
       // Both timed after their first quarter: a freshly started TCP stack spends its first
       // few hundred ms in JIT warm-up (as the round-trip loops below, which warm up first).
       bases.push(await plainGoodput(mtu, n, n / 4));
       tcps.push(await tcpGoodput(mtu, n, n / 4));
+      // what masking costs: hosts' frames masked with a fresh random key each, as over ws://
+      // to a relay that is not on loopback (relay/PROTOCOL.md)
+      if (mtu === 65535) masked.push(await tcpGoodput(mtu, n, n / 4, 'random'));
     }
     const base = median(bases);
     const tcp = median(tcps);
     rows.push({ group: g, name: `baseline: plain ws forwarder, ${mtu}-byte messages (after the first quarter${runs(bases)})`, metric: 'goodput Gbit/s', value: base });
     rows.push({ group: g, name: `TCP host to host through the relay, MTU ${mtu} (after the first quarter${runs(tcps)})`, metric: 'goodput Gbit/s', value: tcp, ratio: tcp / base, goal: '>= 0.8 x baseline', pass: tcp >= 0.8 * base });
+    if (masked.length > 0) {
+      const m = median(masked);
+      rows.push({ group: g, name: `same, hosts' frames masked with random keys (ratio: to unmasked${runs(masked)})`, metric: 'goodput Gbit/s', value: m, ratio: m / tcp });
+    }
   }
   // Both round-trip loops first run unmeasured for a while: a 1-second run of a TCP
   // stack straight after process start measures its JIT warm-up, not its round trips.

@@ -6,8 +6,8 @@ import { printTable, writeResults, type BenchRow } from './report.js';
 const usage = `usage: npm run bench -- [--only GROUP[,GROUP]] [--quick]
 
 Groups: netstack (two stacks in one process), micro (checksum, IPv4 and TCP header parse
-and emit, with Benchmark.js), relay (hosts through the relay),
-cold (SYN to a cold local host: first start after boot, back to back),
+and emit, with Benchmark.js), codec (the WebSocket codec: what masking costs), relay (hosts
+through the relay), cold (SYN to a cold local host: first start after boot, back to back),
 join (a kernel through TUN; needs root, /dev/net/tun and the addon).
   --only   run only these groups (default: all)
   --quick  shorter runs, smaller transfers (figures are noisier)
@@ -19,6 +19,7 @@ async function groups(): Promise<Record<string, Group>> {
   const found: Record<string, Group> = {};
   found.netstack = (await import('./netstack.js')).runNetstackBench;
   found.micro = (await import('./micro.js')).runMicroBench;
+  found.codec = (await import('./codec.js')).runCodecBench;
   for (const [name, file, fn] of [
     ['relay', './relay.js', 'runRelayBench'],
     ['cold', './cold-start.js', 'runColdStartBench'],

@@ -65,7 +65,7 @@ export function relayUrl(flagValue: string | undefined, manifest: Manifest | nul
   }
   const l = manifest?.relay.listen ?? { host: '127.0.0.1', port: 7000 };
   const host = l.host === '0.0.0.0' ? '127.0.0.1' : l.host === '::' ? '[::1]' : l.host.includes(':') ? `[${l.host}]` : l.host;
-  return `ws://${host}:${l.port}`;
+  return `${manifest?.relay.tls !== undefined ? 'wss' : 'ws'}://${host}:${l.port}`;
 }
 
 export function httpUrl(wsUrl: string): string {

@@ -11,6 +11,7 @@ import { formatImpair, parseImpair, type ImpairSpec } from '../join/impair.js';
 import { checkTunPrerequisites } from '../join/preflight.js';
 import { UserspaceSession, parseForward, type ForwardSpec, type UserspaceOptions } from '../join/userspace.js';
 import { mintToken } from '../relay/auth.js';
+import { normalizeCertSha256, type TlsTrust } from '../transport/dial.js';
 import { isDnsLabel, isManifestError, loadManifest } from '../relay/manifest.js';
 import { DEFAULT_TOKEN_TTL_S, SECRET_ENV } from '../relay/protocol.js';
 import { noSecretMessage } from './config.js';
@@ -48,6 +49,9 @@ hosts reach TCP servers on this machine at its overlay address.
 
   --relay <url>       the relay (ws:// or wss://); default with --manifest: its listen address
   --token <token>     a join token (or IMACH_TOKEN in the environment)
+  --relay-cert-sha256 <hex>
+                      with a wss:// relay: trust exactly the certificate with this SHA-256
+                      fingerprint (a self-signed relay); default: the system's CAs
   --manifest <file>   take the relay from the manifest and mint a token with the network
                       secret in the state directory (IMACH_SECRET overrides it)
   --host <name>       host name to join as when minting a token (default: laptop)
@@ -85,6 +89,8 @@ failed, 7 a userspace listener (SOCKS5, --forward, --expose) could not be opened
 export interface JoinCliArgs {
   relay?: string;
   token?: string;
+  /** `--relay-cert-sha256`: the wss:// relay's pinned certificate fingerprint */
+  relayCertSha256?: string;
   manifest?: string;
   host: string;
   stateDir?: string;
@@ -111,6 +117,7 @@ export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
       options: {
         relay: { type: 'string' },
         token: { type: 'string' },
+        'relay-cert-sha256': { type: 'string' },
         manifest: { type: 'string' },
         host: { type: 'string' },
         'state-dir': { type: 'string' },
@@ -132,6 +139,7 @@ export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
   const out: JoinCliArgs = {
     relay: values.relay,
     token: values.token ?? (env.IMACH_TOKEN || undefined),
+    ...(values['relay-cert-sha256'] !== undefined ? { relayCertSha256: values['relay-cert-sha256'] } : {}),
     manifest: values.manifest,
     host: values.host ?? 'laptop',
     stateDir: values['state-dir'],
@@ -192,6 +200,9 @@ export function parseJoinArgs(argv: readonly string[], env: NodeJS.ProcessEnv = 
   }
   if (!isInterfaceName(out.dev)) return `--dev must be an interface name of 1 to 15 letters, digits, '-', '_' or '.', not ${JSON.stringify(out.dev)}`;
   if (!isDnsLabel(out.host)) return `--host must be a DNS label (a-z, 0-9, '-'), not ${JSON.stringify(out.host)}`;
+  if (out.relayCertSha256 !== undefined && normalizeCertSha256(out.relayCertSha256) === null) {
+    return `--relay-cert-sha256 must be a SHA-256 fingerprint (64 hex digits, colons allowed), not ${JSON.stringify(out.relayCertSha256)}`;
+  }
   if (out.relay !== undefined && !isRelayUrl(out.relay)) return `--relay must be a ws:// or wss:// URL, not ${JSON.stringify(out.relay)}`;
   if (!out.manifest) {
     if (out.relay === undefined) return 'give --relay <url> (or --manifest <file>)';
@@ -302,7 +313,7 @@ export async function runJoin(argv: string[], deps: Partial<JoinCliDeps> = {}): 
     if (relay === undefined) {
       const { host, port } = m.relay.listen;
       const h = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-      relay = `ws://${h}:${port}`;
+      relay = `${m.relay.tls !== undefined ? 'wss' : 'ws'}://${h}:${port}`;
     }
     if (token === undefined) {
       const stateDir = path.resolve(args.stateDir ?? (d.env.IMACH_STATE_DIR || path.join(m.baseDir, '.imach')));
@@ -333,7 +344,7 @@ export async function runJoin(argv: string[], deps: Partial<JoinCliDeps> = {}): 
     }
   }
 
-  const session = await d.start({ relay, token, dev: args.dev, dns, logger: d.logger, run: d.run, ...(args.impair ? { impair: args.impair } : {}) });
+  const session = await d.start({ relay, token, dev: args.dev, dns, logger: d.logger, run: d.run, ...(args.impair ? { impair: args.impair } : {}), ...relayTrust(args) });
   if (isJoinError(session)) {
     d.err(`imach join: ${session.message}`);
     return exitFor(session);
@@ -353,6 +364,11 @@ export async function runJoin(argv: string[], deps: Partial<JoinCliDeps> = {}): 
   return untilEnd(d, session);
 }
 
+/** The pinned relay certificate, as the link's TLS trust. */
+function relayTrust(args: JoinCliArgs): { tls?: TlsTrust } {
+  return args.relayCertSha256 !== undefined ? { tls: { certSha256: args.relayCertSha256 } } : {};
+}
+
 async function runUserspace(d: JoinCliDeps, args: JoinCliArgs, relay: string, token: JoinOptions['token']): Promise<number> {
   const session = await d.startUserspace({
     relay,
@@ -362,6 +378,7 @@ async function runUserspace(d: JoinCliDeps, args: JoinCliArgs, relay: string, to
     exposes: args.exposes,
     logger: d.logger,
     ...(args.impair ? { impair: args.impair } : {}),
+    ...relayTrust(args),
   });
   if (isJoinError(session)) {
     d.err(`imach join: ${session.message}`);

@@ -169,6 +169,7 @@ export async function up(argv: string[]): Promise<number> {
     );
   } else {
     out(`imach: relay on ${r.relay.url}, network ${r.relay.network}, gateway ${r.relay.gateway}`);
+    if (r.relay.certSha256 !== undefined) out(`imach: TLS certificate SHA-256 ${r.relay.certSha256} (imach join --relay-cert-sha256 ${r.relay.certSha256})`);
     for (const h of hosts) {
       out(`  ${h.name.padEnd(10)} ${h.address.padEnd(15)} ${h.provider.padEnd(6)} idle ${h.idleMs === null ? 'never' : `${h.idleMs / 1000}s`}`);
     }
@@ -198,7 +199,7 @@ export async function relay(argv: string[]): Promise<number> {
   checkProviders(manifest);
   checkRuns(mpath, manifest);
   const r = await boot(p, 'relay', mpath, manifest, log, (host, stream, line) => log.info('host output', { host, stream, line }));
-  log.info('relay listening', { url: r.relay.url, network: r.relay.network, manifest: mpath ?? undefined, hosts: r.manifest?.hosts.length ?? 0, warmReady: r.warmReady });
+  log.info('relay listening', { url: r.relay.url, network: r.relay.network, manifest: mpath ?? undefined, hosts: r.manifest?.hosts.length ?? 0, warmReady: r.warmReady, certSha256: r.relay.certSha256 });
   const sig = await untilSignal();
   log.info('stopping', { signal: sig });
   await shutdown(r);

@@ -1,6 +1,6 @@
 // hostfn: what runs inside a host (runtime, Lambda handler, local provider) and the relay link.
 
-export { RelayLink, isRelayLinkError, joinUrl, splitPackets } from './relay-link.js';
+export { RelayLink, isRelayLinkError, joinUrl, splitPackets } from '../transport/relay-link.js';
 export type {
   ControlHandler,
   DropReason,
@@ -8,7 +8,7 @@ export type {
   RelayLinkError,
   RelayLinkOptions,
   RelayLinkState,
-} from './relay-link.js';
+} from '../transport/relay-link.js';
 export { HostRuntime, runHost, defaultStackFactory, preloadDefaultStack } from './runtime.js';
 export type {
   HostApp,

@@ -6,7 +6,7 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
 import type { Link } from '../netstack/link/link.js';
 import { createLogger, type Logger } from './log.js';
 import { ACTIVITY_INTERVAL_MS, type Launch, type WelcomeMessage } from './protocol.js';
-import { RelayLink, isRelayLinkError, type RelayLinkOptions } from './relay-link.js';
+import { RelayLink, isRelayLinkError, type RelayLinkOptions } from '../transport/relay-link.js';
 
 export interface HostExit {
   code: number;
@@ -166,6 +166,7 @@ export class HostRuntime {
       url: launch.relay,
       token: launch.token,
       logger: this.log.child({ component: 'relay-link' }),
+      ...(launch.relayCertSha256 !== undefined ? { tls: { certSha256: launch.relayCertSha256 } } : {}),
       ...this.options.link,
     };
     // Load the app before joining: a module that cannot load fails the start, and the

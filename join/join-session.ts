@@ -2,7 +2,8 @@
 // host of the relay) pumped to and from a TUN device that the kernel routes the overlay
 // network into.
 
-import { RelayLink, isRelayLinkError, type RelayLinkError } from '../hostfn/relay-link.js';
+import { RelayLink, isRelayLinkError, type RelayLinkError } from '../transport/relay-link.js';
+import type { TlsTrust } from '../transport/dial.js';
 import { createLogger, type Logger } from '../hostfn/log.js';
 import type { WelcomeMessage } from '../relay/protocol.js';
 import {
@@ -35,6 +36,8 @@ export interface JoinOptions {
   giveUpAfterMs?: number;
   /** seeded faults between the device and the relay (`--impair`, tests and debugging) */
   impair?: ImpairSpec;
+  /** how to trust a wss:// relay (default: the system's CAs) */
+  tls?: TlsTrust;
 }
 
 export const DEFAULT_DEV = 'imach0';
@@ -107,6 +110,7 @@ export class JoinSession {
       url: options.relay,
       token: options.token,
       logger: log.child({ component: 'relay-link' }),
+      ...(options.tls !== undefined ? { tls: options.tls } : {}),
       ...(options.giveUpAfterMs !== undefined ? { giveUpAfterMs: options.giveUpAfterMs } : {}),
     });
     if (isRelayLinkError(link)) {

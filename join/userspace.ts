@@ -6,7 +6,8 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createNetstackBundle } from '../hostfn/netstack-bundle.js';
 import { createLogger, type Logger } from '../hostfn/log.js';
-import { RelayLink, isRelayLinkError, type RelayLinkError } from '../hostfn/relay-link.js';
+import { RelayLink, isRelayLinkError, type RelayLinkError } from '../transport/relay-link.js';
+import type { TlsTrust } from '../transport/dial.js';
 import type { NetApi } from '../netstack/api/net.js';
 import type { WelcomeMessage } from '../relay/protocol.js';
 import type { Link } from '../netstack/link/link.js';
@@ -172,6 +173,8 @@ export interface UserspaceOptions {
   expose?: ExposeOptions;
   logger?: Logger;
   giveUpAfterMs?: number;
+  /** how to trust a wss:// relay (default: the system's CAs) */
+  tls?: TlsTrust;
   /** injected by tests; default netstack */
   stackFactory?: UserspaceStackFactory;
   /** seeded faults between the stack and the relay (`--impair`, tests and debugging) */
@@ -204,6 +207,7 @@ export class UserspaceSession {
       url: options.relay,
       token: options.token,
       logger: log.child({ component: 'relay-link' }),
+      ...(options.tls !== undefined ? { tls: options.tls } : {}),
       ...(options.giveUpAfterMs !== undefined ? { giveUpAfterMs: options.giveUpAfterMs } : {}),
     });
     if (isRelayLinkError(link)) return { joinError: true, stage: 'relay', kind: link.kind, message: link.message };

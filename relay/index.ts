@@ -2,9 +2,13 @@
 // sessions, routing by destination address, the gateway, and the lifecycle of hosts.
 
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { acceptUpgrade, isUpgradeRefusal, refuseUpgrade as refuseWebSocket } from '../transport/handshake.js';
+import { certSha256 } from '../transport/dial.js';
+import type { WebSocketConnection } from '../transport/websocket.js';
 import { buildIcmpEchoRequest, ICMP_UNREACH_HOST } from '../netstack/wire/icmp.js';
 import { formatAddress, isHostAddress, parseAddress, parseNetwork, type Network } from './address.js';
 import { AdminApi } from './admin.js';
@@ -16,9 +20,8 @@ import { HostEntry } from './host.js';
 import { LifecycleController, formatDuration, type LifecycleLimits } from './lifecycle.js';
 import { createLogger, type Logger } from './log.js';
 import { isDnsLabel, type Manifest } from './manifest.js';
-import { FrameReader } from './frame-reader.js';
 import { MALFORMED_REASONS, describePacket, isAllocationSignal, isTcpSynOnly, readDst } from './packet.js';
-import { PacketWalker } from './packet-views.js';
+import { PacketWalker } from '../transport/packet-walker.js';
 import {
   ADMIN_HOST,
   DEFAULT_DOMAIN,
@@ -27,6 +30,7 @@ import {
   DEFAULT_TOKEN_TTL_S,
   ERROR_HEADER,
   JOIN_PATH,
+  MAX_CONTROL_CHARS,
   PING_INTERVAL_MS,
   PROTOCOL_VERSION,
   SECRET_ENV,
@@ -114,6 +118,8 @@ export interface RelayOptions {
   domain?: string;
   limits?: Partial<RelayLimits>;
   logger?: Logger;
+  /** Serve wss:// with this certificate and key (PEM); default: the manifest's relay.tls files. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 export interface HostStatus {
@@ -141,6 +147,8 @@ export interface HostStatus {
 export interface Relay {
   readonly url: string;
   readonly httpUrl: string;
+  /** SHA-256 fingerprint (hex) of the certificate of a wss:// relay; hosts it launches pin it */
+  readonly certSha256: string | undefined;
   readonly network: string;
   readonly gateway: string;
   mintToken(host: string, ttlSeconds?: number): string;
@@ -167,6 +175,8 @@ interface PendingPing {
 const PING_RESEND_MS = 1000;
 /** hosts batch up to 16 packets of their MTU; accept a full-size batch whatever ours is */
 const MAX_FRAME_BYTES = maxFrameBytes(DEFAULT_MTU);
+/** Control messages are at most MAX_CONTROL_CHARS UTF-16 units: at most 3 UTF-8 bytes each. */
+const MAX_CONTROL_TEXT_BYTES = MAX_CONTROL_CHARS * 3;
 const PING_PAYLOAD = new TextEncoder().encode('imach relay ping');
 
 function singleLine(s: string): string {
@@ -212,7 +222,6 @@ export class RelayServer implements Relay {
   private readonly globalCounters = new Map<string, number>();
   private readonly lifecycle: LifecycleController;
   private readonly gw: Gateway;
-  private readonly wss: WebSocketServer;
   /** by sequence number of each request in flight */
   private readonly pings = new Map<number, PendingPing>();
   private readonly pingsInFlight = new Set<PendingPing>();
@@ -224,10 +233,12 @@ export class RelayServer implements Relay {
   private ticker: NodeJS.Timeout | null = null;
   private lastPingRound = 0;
   private closing = false;
-  /** binary frames taken off sockets by FrameReader / delivered by ws 'message' events */
-  private framesDirect = 0;
-  private framesMessage = 0;
-  private fastPathRefusal: string | null = null;
+  /** binary frames received from sessions, and sent to sessions that have closed since */
+  private framesIn = 0;
+  private framesOutClosed = 0;
+
+  /** SHA-256 fingerprint (hex) of the TLS certificate served, when the relay serves wss:// */
+  readonly certSha256: string | undefined;
 
   constructor(
     private readonly server: Server,
@@ -235,10 +246,12 @@ export class RelayServer implements Relay {
     net: Network,
     options: RelayOptions,
     secret: string,
+    tlsCert?: string | Buffer,
   ) {
     const host = address.host.includes(':') ? `[${address.host}]` : address.host;
-    this.url = `ws://${host}:${address.port}`;
-    this.httpUrl = `http://${host}:${address.port}`;
+    this.certSha256 = tlsCert !== undefined ? certSha256(tlsCert) : undefined;
+    this.url = `${tlsCert !== undefined ? 'wss' : 'ws'}://${host}:${address.port}`;
+    this.httpUrl = `${tlsCert !== undefined ? 'https' : 'http'}://${host}:${address.port}`;
     this.net = net;
     this.network = net.cidr;
     this.gateway = formatAddress(net.gateway);
@@ -262,6 +275,7 @@ export class RelayServer implements Relay {
       limits: this.limits,
       logger: this.log,
       relayUrl: () => this.url,
+      relayCertSha256: () => this.certSha256,
       mintLaunchToken: (h) => {
         const nonce = newNonce();
         return { token: mintWithSecret(this.secret, h, DEFAULT_TOKEN_TTL_S, Date.now(), nonce), nonce };
@@ -286,13 +300,6 @@ export class RelayServer implements Relay {
       send: (p) => this.fromGateway(p),
       echoReply: (from, id, seq) => this.onEchoReply(from, id, seq),
       count: (reason) => this.count(reason, null),
-    });
-    this.wss = new WebSocketServer({
-      noServer: true,
-      perMessageDeflate: false,
-      maxPayload: MAX_FRAME_BYTES,
-      clientTracking: false,
-      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
     const admin = new AdminApi(this, this.secret, this.limits.maxEventFollowers);
     server.on('request', (req, res) => admin.handle(req, res));
@@ -339,9 +346,10 @@ export class RelayServer implements Relay {
     out['bytes-delivered'] = bin;
     out['bytes-received'] = bout;
     out.sessions = this.sessionCount;
-    // binary frames the relay took off sockets itself (FrameReader) and through ws messages
-    out['frames-direct'] = this.framesDirect;
-    out['frames-message'] = this.framesMessage;
+    let framesOut = this.framesOutClosed;
+    for (const e of this.byName.values()) framesOut += e.session?.framesOut ?? 0;
+    out['frames-in'] = this.framesIn;
+    out['frames-out'] = framesOut;
     return out;
   }
 
@@ -425,19 +433,20 @@ export class RelayServer implements Relay {
     // upgrade must not use up the pool)
     if (entry === undefined && !this.makeDynamicRoom(Date.now())) return refuseUpgrade(socket, 503, 'dynamic address pool is full');
     const nonce = claims.n;
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      let target = this.byName.get(name);
-      if (target === undefined) {
-        const created = this.makeDynamicRoom(Date.now()) ? this.createDynamic(name) : 'dynamic address pool is full';
-        if (typeof created === 'string') {
-          // WebSocket close code 1013 (IANA registry, RFC 6455 section 11.7): try again later
-          ws.close(1013, created);
-          return;
-        }
-        target = created;
+    const ws = acceptUpgrade(req, socket, head, { protocol: SUBPROTOCOL, maxBinaryBytes: MAX_FRAME_BYTES, maxTextBytes: MAX_CONTROL_TEXT_BYTES });
+    if (isUpgradeRefusal(ws)) return refuseWebSocket(socket, ws.status, ws.message, ERROR_HEADER, ws.headers);
+    let target = this.byName.get(name);
+    if (target === undefined) {
+      const created = this.makeDynamicRoom(Date.now()) ? this.createDynamic(name) : 'dynamic address pool is full';
+      if (typeof created === 'string') {
+        // WebSocket close code 1013 (IANA registry, RFC 6455 section 11.7): try again later
+        ws.start({});
+        ws.close(1013, created);
+        return;
       }
-      this.onJoin(target, ws, nonce, socket);
-    });
+      target = created;
+    }
+    this.onJoin(target, ws, nonce);
   }
 
   /** Whether a new hand-joined host fits, forgetting the one gone longest if the pool is full. */
@@ -493,42 +502,37 @@ export class RelayServer implements Relay {
     return e;
   }
 
-  private onJoin(entry: HostEntry, ws: WebSocket, nonce: string, socket: Duplex): void {
+  private onJoin(entry: HostEntry, ws: WebSocketConnection, nonce: string): void {
     const now = Date.now();
     const session = new RelaySession(randomBytes(8).toString('hex'), entry.name, ws, this.limits.queueBytes, now, nonce);
-    const reader = FrameReader.attach(ws, socket, MAX_FRAME_BYTES, (views, length) => {
-      if (entry.session !== session) return;
-      this.framesDirect++;
-      this.guard(entry, () => this.routeFrame(entry, views, length));
-    });
-    if (typeof reader === 'string' && this.fastPathRefusal === null) {
-      this.fastPathRefusal = reader;
-      this.log.warn('frame fast path not used, frames go through ws messages', { reason: reader });
-    }
-    session.batchWrites(socket, typeof reader !== 'string');
     const old = entry.session;
     const kind = old !== null ? 'replaced' : entry.state === 'running' && entry.deadline > 0 ? 'reconnect' : 'new';
     if (old !== null) old.close(4000, 'replaced by a new session');
     entry.session = session;
     this.sessionCount++;
-    ws.on('pong', () => {
-      session.lastPongAt = Date.now();
-    });
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      if (entry.session !== session) return;
-      const buf = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? Buffer.from(data) : data;
-      if (isBinary) this.framesMessage++;
-      this.guard(entry, () => (isBinary ? this.onFrame(entry, buf) : this.onControl(entry, buf.toString())));
-    });
-    ws.on('error', (err) => this.log.debug('session error', { host: entry.name, session: session.id, error: err.message }));
-    ws.on('close', (code: number, reason: Buffer) => {
-      this.sessionCount--;
-      session.closed = true;
-      if (entry.session !== session) return;
-      entry.session = null;
-      this.routes.delete(entry.address);
-      const why = `session closed (${code}${reason.length > 0 ? ` ${singleLine(reason.toString())}` : ''})`;
-      this.lifecycle.onSessionClosed(entry, why, Date.now());
+    ws.start({
+      binary: (views, length) => {
+        if (entry.session !== session) return;
+        this.framesIn++;
+        this.guard(entry, () => this.routeFrame(entry, views, length));
+      },
+      text: (text) => {
+        if (entry.session === session) this.guard(entry, () => this.onControl(entry, text));
+      },
+      pong: () => {
+        session.lastPongAt = Date.now();
+      },
+      close: (code, reason) => {
+        this.sessionCount--;
+        session.onClosed();
+        this.framesOutClosed += session.framesOut;
+        if (ws.counters.protocolErrors > 0) this.count('websocket-protocol-error', entry);
+        if (entry.session !== session) return;
+        entry.session = null;
+        this.routes.delete(entry.address);
+        const why = `session closed (${code}${reason.length > 0 ? ` ${singleLine(reason)}` : ''})`;
+        this.lifecycle.onSessionClosed(entry, why, Date.now());
+      },
     });
     session.sendControl({
       type: 'welcome',
@@ -835,7 +839,7 @@ export class RelayServer implements Relay {
           this.count('session-timeout', e);
           s.terminate();
         } else {
-          s.ws.ping();
+          s.ping();
         }
       }
     }
@@ -851,13 +855,12 @@ export class RelayServer implements Relay {
     for (const e of this.byName.values()) {
       const s = e.session;
       if (s !== null) {
-        closed.push(new Promise((r) => s.ws.once('close', () => r())));
+        closed.push(s.whenClosed);
         s.close(1001, 'relay closing', 500);
       }
     }
     await this.lifecycle.stopAll(this.byName.values());
     await Promise.all(closed);
-    this.wss.close();
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
@@ -871,7 +874,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const listen = options.listen ?? options.manifest?.relay.listen ?? { host: '127.0.0.1', port: 7000 };
   const stateDir = options.stateDir ?? (options.manifest !== undefined ? join(options.manifest.baseDir, '.imach') : undefined);
   const secret = options.secret ?? (stateDir !== undefined ? await loadOrCreateSecret(stateDir) : (process.env[SECRET_ENV] ?? randomBytes(32).toString('base64url')));
-  const server = createServer();
+  let tls = options.tls;
+  const tlsFiles = options.manifest?.relay.tls;
+  if (tls === undefined && tlsFiles !== undefined) {
+    try {
+      tls = { cert: readFileSync(tlsFiles.cert), key: readFileSync(tlsFiles.key) };
+    } catch (e) {
+      throw new Error(`relay.tls: cannot read ${tlsFiles.cert} or ${tlsFiles.key}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  const server: Server = tls !== undefined ? createTlsServer({ cert: tls.cert, key: tls.key }) : createServer();
   server.keepAliveTimeout = 5000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -884,6 +896,6 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   });
   const addr = server.address();
   const bound = typeof addr === 'object' && addr !== null ? { host: listen.host, port: addr.port } : listen;
-  return new RelayServer(server, bound, net, options, secret);
+  return new RelayServer(server, bound, net, options, secret, tls?.cert);
 }
 

@@ -34,6 +34,8 @@ export interface LifecycleEnv {
   readonly limits: LifecycleLimits;
   readonly logger: Logger;
   relayUrl(): string;
+  /** SHA-256 fingerprint of the relay's TLS certificate, pinned in launches (none without TLS) */
+  relayCertSha256?(): string | undefined;
   /** a launch token for the host and its nonce (`n`) */
   mintLaunchToken(host: string): { token: string; nonce: string };
   /** record a transition: sets state, since, lastReason, pushes the event */
@@ -162,6 +164,8 @@ export class LifecycleController {
       idleMs: spec.idleMs,
       mtu: this.env.mtu,
     };
+    const pin = this.env.relayCertSha256?.();
+    if (pin !== undefined) launch.relayCertSha256 = pin;
     let started: Promise<HostInstance>;
     try {
       started = provider.start(launch);

@@ -32,6 +32,8 @@ export interface Manifest {
     listen: { host: string; port: number };
     /** per-host ingress limit (`relay.rate`, `relay.burst`); absent: the relay's defaults */
     limits?: { rateBytesPerSec?: number; rateBurstBytes?: number };
+    /** `relay.tls`: PEM files (absolute paths) of the certificate and key; the relay serves wss:// */
+    tls?: { cert: string; key: string };
   };
   hosts: HostSpec[];
 }
@@ -217,9 +219,20 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
 
   let listen = { ...MANIFEST_DEFAULTS.listen };
   const limits: NonNullable<Manifest['relay']['limits']> = {};
+  let tls: Manifest['relay']['tls'];
   if (root.relay !== undefined && root.relay !== null) {
-    if (!isObj(root.relay)) fail('relay', root.relay, 'expected a map with listen, rate, burst');
-    checkKeys(root.relay, 'relay', ['listen', 'rate', 'burst']);
+    if (!isObj(root.relay)) fail('relay', root.relay, 'expected a map with listen, rate, burst, tls');
+    checkKeys(root.relay, 'relay', ['listen', 'rate', 'burst', 'tls']);
+    if (root.relay.tls !== undefined) {
+      const t = root.relay.tls;
+      if (!isObj(t)) fail('relay.tls', t, 'expected a map with cert and key (PEM file paths)');
+      checkKeys(t, 'relay.tls', ['cert', 'key']);
+      for (const k of ['cert', 'key'] as const) {
+        if (typeof t[k] !== 'string' || t[k] === '') fail(`relay.tls.${k}`, t[k], 'expected the path of a PEM file');
+      }
+      const path = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+      tls = { cert: path(t.cert as string), key: path(t.key as string) };
+    }
     if (root.relay.listen !== undefined) listen = parseListen(root.relay.listen, 'relay.listen');
     if (root.relay.rate !== undefined) limits.rateBytesPerSec = size(root.relay.rate, 'relay.rate', true);
     if (root.relay.burst !== undefined) limits.rateBurstBytes = size(root.relay.burst, 'relay.burst', false);
@@ -284,7 +297,7 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
     network: net.cidr,
     prefixLength: net.prefixLength,
     gateway: formatAddress(net.gateway),
-    relay: { listen, limits },
+    relay: { listen, limits, ...(tls !== undefined ? { tls } : {}) },
     hosts,
   };
 }

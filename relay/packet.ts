@@ -1,46 +1,11 @@
-// The relay's fast path reads only the IPv4 header (RFC 791 section 3.1): version, IHL,
-// total length, header checksum, source, destination. No allocation besides views.
+// What the relay reads of a packet beyond the header check (transport/packet-walker.ts):
+// allocation signals, ICMP errors, and one-line descriptions for events.
 
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../netstack/wire/ipv4.js';
 import { formatAddress } from './address.js';
+import { readDst, readSrc } from '../transport/packet-walker.js';
 
-export const MALFORMED_SHORT = -1;
-export const MALFORMED_VERSION = -2;
-export const MALFORMED_IHL = -3;
-export const MALFORMED_LENGTH = -4;
-export const MALFORMED_CHECKSUM = -5;
-
-/** Drop-counter reasons for the negative results of checkPacket, indexed by -result. */
-export const MALFORMED_REASONS = ['', 'malformed-short', 'malformed-version', 'malformed-ihl', 'malformed-length', 'malformed-checksum'] as const;
-
-/**
- * Check the IPv4 header of the packet starting at `offset` in `frame`. Returns its total
- * length (> 0) or a negative MALFORMED_* code.
- */
-export function checkPacket(frame: Uint8Array, offset: number, avail: number = frame.length - offset, verifyChecksum = true): number {
-  if (avail < 20) return MALFORMED_SHORT;
-  const vihl = frame[offset];
-  if (vihl >>> 4 !== 4) return MALFORMED_VERSION;
-  const hl = (vihl & 0x0f) << 2;
-  if (hl < 20) return MALFORMED_IHL;
-  const total = (frame[offset + 2] << 8) | frame[offset + 3];
-  if (total < hl || total > avail) return MALFORMED_LENGTH;
-  if (!verifyChecksum) return total;
-  // RFC 1071: the one's complement sum over a valid header is all ones.
-  let sum = 0;
-  for (let i = offset; i < offset + hl; i += 2) sum += (frame[i] << 8) | frame[i + 1];
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  if (sum !== 0xffff) return MALFORMED_CHECKSUM;
-  return total;
-}
-
-export function readSrc(frame: Uint8Array, offset: number): number {
-  return ((frame[offset + 12] << 24) | (frame[offset + 13] << 16) | (frame[offset + 14] << 8) | frame[offset + 15]) >>> 0;
-}
-
-export function readDst(frame: Uint8Array, offset: number): number {
-  return ((frame[offset + 16] << 24) | (frame[offset + 17] << 16) | (frame[offset + 18] << 8) | frame[offset + 19]) >>> 0;
-}
+export { MALFORMED_CHECKSUM, MALFORMED_IHL, MALFORMED_LENGTH, MALFORMED_REASONS, MALFORMED_SHORT, MALFORMED_VERSION, checkPacket, readDst, readSrc } from '../transport/packet-walker.js';
 
 /** True for ICMP errors (RFC 1122 section 3.2.2: never answer an ICMP error with one). */
 export function isIcmpError(packet: Uint8Array): boolean {

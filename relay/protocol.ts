@@ -112,6 +112,11 @@ export interface Launch {
   env: Record<string, string>;
   idleMs: number | null;
   mtu: number;
+  /**
+   * SHA-256 fingerprint (hex) of the relay's TLS certificate, for a wss:// relay: the host
+   * trusts exactly that certificate, with no CA (a self-signed relay).
+   */
+  relayCertSha256?: string;
 }
 
 /** Why bytes from a peer were not a valid message. */
@@ -262,7 +267,11 @@ export function parseLaunch(input: string | unknown): Launch | ProtocolError {
   if (isProtocolError(idleMs)) return idleMs;
   const mtu = v.mtu === undefined ? DEFAULT_MTU : count(v, 'mtu');
   if (isProtocolError(mtu)) return mtu;
-  return { host, relay, token, run, env, idleMs, mtu };
+  if (v.relayCertSha256 === undefined) return { host, relay, token, run, env, idleMs, mtu };
+  const pin = str(v, 'relayCertSha256', 128);
+  if (isProtocolError(pin)) return pin;
+  if (!/^(?:[0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/.test(pin)) return perr('relayCertSha256', 'relayCertSha256 must be a SHA-256 fingerprint (64 hex digits)');
+  return { host, relay, token, run, env, idleMs, mtu, relayCertSha256: pin };
 }
 
 // ---- tokens ----

@@ -1,32 +1,28 @@
-// One connected host: its WebSocket, liveness, and the bounded send queue.
+// One connected host: its WebSocket (transport's codec, server end), liveness, and the
+// bounded send queue.
 
-import type { Duplex } from 'node:stream';
-import type { WebSocket } from 'ws';
-import { binaryFrameHeader } from './frame-reader.js';
+import type { WebSocketConnection } from '../transport/websocket.js';
 import { encodeControl, type RelayToHostMessage } from './protocol.js';
-
-/** WebSocket.OPEN */
-const OPEN = 1;
 
 export class RelaySession {
   lastPongAt: number;
   closed = false;
-  /** The WebSocket's TCP socket, corked while one burst of frames is written to it. */
-  private socket: Duplex | null = null;
-  private corked = false;
-  /** binary frames go straight to the socket (see batchWrites) */
-  private direct = false;
-  /** ws.bufferedAmount when the burst began: a burst's own frames are only held by the cork */
+  /** binary frames written to this session */
+  framesOut = 0;
+  /** Resolves when the WebSocket's socket has closed. */
+  readonly whenClosed: Promise<void>;
+  private markClosed!: () => void;
+  private inBurst = false;
+  /** the connection's buffered bytes when the burst began: a burst's own frames are only held by the cork */
   private burstBase = 0;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket?.uncork();
+  private readonly endBurst = (): void => {
+    this.inBurst = false;
   };
 
   constructor(
     readonly id: string,
     readonly host: string,
-    readonly ws: WebSocket,
+    readonly connection: WebSocketConnection,
     /** bytes the WebSocket may have buffered before packets to this host are dropped */
     private readonly queueBytes: number,
     now: number,
@@ -34,70 +30,56 @@ export class RelaySession {
     readonly nonce: string = '',
   ) {
     this.lastPongAt = now;
+    this.whenClosed = new Promise((r) => (this.markClosed = r));
+  }
+
+  /** The connection's socket has closed (the relay's close handler calls this). */
+  onClosed(): void {
+    this.closed = true;
+    this.markClosed();
   }
 
   /**
-   * Batch the frames sent to this session in one synchronous burst (all those forwarded
-   * from one read of a sender's socket) into one write: the socket stays corked until the
-   * burst's microtask checkpoint, so latency is unchanged and the syscalls per frame drop.
-   * With `directFrames`, binary frames are written on the socket as a header and the
-   * payload's views (a gather write); only when ws's Sender never queues (no extensions,
-   * checked by FrameReader.attach), so they stay in order with ws's own frames.
-   */
-  batchWrites(socket: Duplex, directFrames = false): void {
-    this.socket = socket;
-    this.direct = directFrames;
-  }
-
-  /**
-   * Send one binary frame of whole packets: `views` back to back (`bytes` in all), never
-   * joined or copied unless ws must send it. False when the session is closed or its queue full.
+   * Send one binary frame of whole packets: `views` back to back (`bytes` in all), written
+   * as a header and the views (a gather write), never joined or copied. Frames sent in one
+   * synchronous burst (all forwarded from one read of a sender's socket) go out in one
+   * corked write. False when the session is closed or its queue full.
    */
   sendFrame(views: readonly Uint8Array[], bytes: number): boolean {
     if (this.closed) return false;
+    if (!this.inBurst) {
+      this.inBurst = true;
+      this.burstBase = this.connection.bufferedAmount;
+      queueMicrotask(this.endBurst);
+    }
     // A burst is bounded by one read of the sender's socket; the limit is about what the
     // destination has not taken yet, as when every frame was written at once.
-    if ((this.corked ? this.burstBase : this.ws.bufferedAmount) + bytes > this.queueBytes) return false;
-    const socket = this.socket;
-    if (!this.corked && socket !== null) {
-      this.corked = true;
-      this.burstBase = this.ws.bufferedAmount;
-      socket.cork();
-      queueMicrotask(this.uncork);
-    }
-    // once closing, ws.send discards (a frame after a close frame would break RFC 6455 section 5.5.1)
-    if (this.direct && socket !== null && this.ws.readyState === OPEN) {
-      socket.write(binaryFrameHeader(bytes, false));
-      for (const v of views) socket.write(v);
-    } else {
-      this.ws.send(views.length === 1 ? views[0] : Buffer.concat(views, bytes), { binary: true });
-    }
+    if (this.burstBase + bytes > this.queueBytes) return false;
+    if (!this.connection.sendBinary(views, bytes)) return false;
+    this.framesOut++;
     return true;
   }
 
   sendControl(msg: RelayToHostMessage): void {
     if (this.closed) return;
-    this.ws.send(encodeControl(msg));
+    this.connection.sendText(encodeControl(msg));
   }
 
-  /** Close politely; terminate() if the peer does not answer within ms. */
+  /** A WebSocket ping (the relay's liveness check; the pong sets lastPongAt). */
+  ping(): void {
+    if (!this.closed) this.connection.ping();
+  }
+
+  /** Close politely; the socket is dropped if the peer does not answer within ms. */
   close(code: number, reason: string, terminateAfterMs = 2000): void {
     if (this.closed) return;
     this.closed = true;
-    try {
-      this.ws.close(code, reason.slice(0, 120));
-    } catch {
-      this.ws.terminate();
-      return;
-    }
-    const t = setTimeout(() => this.ws.terminate(), terminateAfterMs);
-    t.unref();
-    this.ws.once('close', () => clearTimeout(t));
+    this.connection.close(code, reason.slice(0, 120), terminateAfterMs);
   }
 
   terminate(): void {
     this.closed = true;
-    this.ws.terminate();
+    this.connection.terminate();
   }
 }
 

@@ -49,6 +49,20 @@ describe('join: imach join command line', function () {
       assert.equal(a.host, 'laptop');
     });
 
+    it('takes a pinned relay certificate (--relay-cert-sha256) and hands it to the session', async function () {
+      const pin = 'AB:'.repeat(31) + 'AB';
+      const a = parseJoinArgs(['--relay', 'wss://relay.example:7000', '--token', 't', '--relay-cert-sha256', pin], {});
+      assert.ok(typeof a !== 'string');
+      assert.equal(a.relayCertSha256, pin);
+      const bad = parseJoinArgs(['--relay', 'wss://r:1', '--token', 't', '--relay-cert-sha256', 'abc'], {});
+      assert.ok(typeof bad === 'string');
+      assert.match(bad, /--relay-cert-sha256 must be a SHA-256 fingerprint/);
+      const c = capture();
+      await runJoin(['--relay', 'wss://relay.example:7000', '--token', 't', '--relay-cert-sha256', pin], c.deps as JoinCliDeps);
+      assert.equal(c.started.length, 1);
+      assert.deepEqual(c.started[0]!.tls, { certSha256: pin });
+    });
+
     it('takes the token from IMACH_TOKEN', function () {
       const a = parseJoinArgs(['--relay', 'ws://r:1'], { IMACH_TOKEN: 'from-env' });
       assert.ok(typeof a !== 'string');

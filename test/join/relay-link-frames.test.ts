@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { RelayLink, isRelayLinkError, splitPackets } from '../../hostfn/relay-link.js';
+import { RelayLink, isRelayLinkError, splitPackets } from '../../transport/relay-link.js';
 import { silentLogger } from '../../hostfn/log.js';
 import { testWelcome } from '../support/welcome.js';
 

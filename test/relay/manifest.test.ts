@@ -17,6 +17,15 @@ function bad(text: string): ManifestError {
 }
 
 describe('relay manifest', () => {
+  it('takes relay.tls: PEM paths resolved beside the manifest; refuses a malformed one naming the field', () => {
+    const m = ok(`relay:\n  tls: { cert: tls/relay.pem, key: /etc/imach/relay.key }\nhosts:\n  web: { run: ./web.js }\n`);
+    assert.deepEqual(m.relay.tls, { cert: '/apps/demo/tls/relay.pem', key: '/etc/imach/relay.key' });
+    assert.equal(ok(`hosts:\n  web: { run: ./web.js }\n`).relay.tls, undefined);
+    assert.equal(bad(`relay:\n  tls: { cert: a.pem }\nhosts:\n  web: { run: ./web.js }\n`).field, 'relay.tls.key');
+    assert.equal(bad(`relay:\n  tls: { cert: a.pem, key: b.key, ca: c.pem }\nhosts:\n  web: { run: ./web.js }\n`).field, 'relay.tls.ca');
+    assert.equal(bad(`relay:\n  tls: yes\nhosts:\n  web: { run: ./web.js }\n`).field, 'relay.tls');
+  });
+
   it('parses hosts in declaration order with defaults, resolved paths and assigned addresses', () => {
     const m = ok(`
 hosts:

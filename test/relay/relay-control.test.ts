@@ -18,11 +18,11 @@ async function withRelay(opts: Partial<RelayOptions>, fn: (relay: Relay) => Prom
   }
 }
 
-/** A WebSocket upgrade without Sec-WebSocket-Key: ws answers 400 and never opens a session. */
+/** A WebSocket upgrade without Sec-WebSocket-Key: the relay answers 400 and never opens a session. */
 function brokenUpgrade(relay: Relay, name: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(`${relay.httpUrl}${JOIN_PATH}`, {
-      headers: { Connection: 'Upgrade', Upgrade: 'websocket', Authorization: `Bearer ${relay.mintToken(name, 60)}`, 'Sec-WebSocket-Protocol': SUBPROTOCOL },
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', Authorization: `Bearer ${relay.mintToken(name, 60)}`, 'Sec-WebSocket-Protocol': SUBPROTOCOL, 'Sec-WebSocket-Version': '13' },
     });
     req.on('response', (res) => {
       res.resume();

@@ -11,7 +11,7 @@ import { createLogger, silentLogger, type Logger } from '../../hostfn/log.js';
 import { Stack } from '../../netstack/stack.js';
 import { createNetApi } from '../../netstack/api/net.js';
 import { createDnsResolver } from '../../netstack/api/dns.js';
-import { RelayLink, isRelayLinkError, type RelayLinkOptions } from '../../hostfn/relay-link.js';
+import { RelayLink, isRelayLinkError, type RelayLinkOptions } from '../../transport/relay-link.js';
 import { isManifestError, parseManifest, startRelay, type Manifest, type Provider, type Relay, type RelayOptions } from '../../relay/index.js';
 import type { NetApi } from '../../netstack/api/net.js';
 import type { DgramApi } from '../../netstack/api/dgram.js';

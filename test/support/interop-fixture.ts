@@ -18,7 +18,7 @@ import dgramKernel from 'node:dgram';
 import netKernel from 'node:net';
 import type { Duplex } from 'node:stream';
 import { silentLogger } from '../../hostfn/log.js';
-import { RelayLink, isRelayLinkError } from '../../hostfn/relay-link.js';
+import { RelayLink, isRelayLinkError } from '../../transport/relay-link.js';
 import { Stack } from '../../netstack/stack.js';
 import { startRelay } from '../../relay/index.js';
 import { silentLogger as relaySilentLogger } from '../../relay/log.js';

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { splitPackets } from '../../hostfn/relay-link.js';
+import { splitPackets } from '../../transport/relay-link.js';
 import { JOIN_PATH, SUBPROTOCOL, type WelcomeMessage } from '../../relay/protocol.js';
 import { echoReplyTo } from './join-packets.js';
 import { testWelcome } from './welcome.js';

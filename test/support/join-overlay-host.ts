@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { silentLogger } from '../../hostfn/log.js';
-import { RelayLink, isRelayLinkError } from '../../hostfn/relay-link.js';
+import { RelayLink, isRelayLinkError } from '../../transport/relay-link.js';
 import type { NetSocket } from '../../netstack/api/net.js';
 import { Stack } from '../../netstack/stack.js';
 

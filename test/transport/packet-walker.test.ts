@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { checkPacket, MALFORMED_CHECKSUM, MALFORMED_LENGTH, MALFORMED_SHORT, MALFORMED_VERSION } from '../../relay/packet.js';
-import { PacketWalker } from '../../relay/packet-views.js';
+import { checkPacket, MALFORMED_CHECKSUM, MALFORMED_LENGTH, MALFORMED_SHORT, MALFORMED_VERSION } from '../../transport/packet-walker.js';
+import { PacketWalker } from '../../transport/packet-walker.js';
 import { addr, concat, rawPacket } from '../support/relay-packets.js';
 
 /** An IPv4 packet with `optionWords` words of options (IHL 5 + optionWords), checksummed. */
@@ -66,7 +66,7 @@ function walk(views: Uint8Array[], length: number): Walked {
   return r;
 }
 
-describe('relay packet walker', () => {
+describe('transport/packet-walker', () => {
   const A = '10.77.0.5';
   const B = '10.77.0.9';
   const packets = [rawPacket(A, B, 20, 1), withOptions(B, A, 10, 33, 2), rawPacket(A, B, 300, 3), withOptions(A, B, 1, 0, 4), rawPacket(B, B, 41, 5)];

@@ -2,7 +2,61 @@
 // in), walked packet by packet. A header that spans two views is read from a copy of its
 // bytes; payloads are never copied, runs of packets are handed on as views.
 
-import { checkPacket, readDst, readSrc } from './packet.js';
+
+export const MALFORMED_SHORT = -1;
+export const MALFORMED_VERSION = -2;
+export const MALFORMED_IHL = -3;
+export const MALFORMED_LENGTH = -4;
+export const MALFORMED_CHECKSUM = -5;
+
+/** Drop-counter reasons for the negative results of checkPacket, indexed by -result. */
+export const MALFORMED_REASONS = ['', 'malformed-short', 'malformed-version', 'malformed-ihl', 'malformed-length', 'malformed-checksum'] as const;
+
+/**
+ * Check the IPv4 header (RFC 791 section 3.1) of the packet starting at `offset` in
+ * `frame`: version, IHL, total length within `avail`, and the header checksum unless
+ * `verifyChecksum` is false. Returns its total length (> 0) or a negative MALFORMED_* code.
+ */
+export function checkPacket(frame: Uint8Array, offset: number, avail: number = frame.length - offset, verifyChecksum = true): number {
+  if (avail < 20) return MALFORMED_SHORT;
+  const vihl = frame[offset];
+  if (vihl >>> 4 !== 4) return MALFORMED_VERSION;
+  const hl = (vihl & 0x0f) << 2;
+  if (hl < 20) return MALFORMED_IHL;
+  const total = (frame[offset + 2] << 8) | frame[offset + 3];
+  if (total < hl || total > avail) return MALFORMED_LENGTH;
+  if (!verifyChecksum) return total;
+  // RFC 1071: the one's complement sum over a valid header is all ones.
+  let sum = 0;
+  for (let i = offset; i < offset + hl; i += 2) sum += (frame[i] << 8) | frame[i + 1];
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  if (sum !== 0xffff) return MALFORMED_CHECKSUM;
+  return total;
+}
+
+export function readSrc(frame: Uint8Array, offset: number): number {
+  return ((frame[offset + 12] << 24) | (frame[offset + 13] << 16) | (frame[offset + 14] << 8) | frame[offset + 15]) >>> 0;
+}
+
+export function readDst(frame: Uint8Array, offset: number): number {
+  return ((frame[offset + 16] << 24) | (frame[offset + 17] << 16) | (frame[offset + 18] << 8) | frame[offset + 19]) >>> 0;
+}
+
+/**
+ * Split a binary frame into IPv4 packets by their total-length fields, with checkPacket's
+ * checks except the checksum (the relay checked that). `malformed`: the rest was dropped.
+ */
+export function splitPackets(frame: Uint8Array): { packets: Uint8Array[]; malformed: boolean } {
+  const packets: Uint8Array[] = [];
+  let off = 0;
+  while (off < frame.length) {
+    const total = checkPacket(frame, off, frame.length - off, false);
+    if (total < 0) return { packets, malformed: true };
+    packets.push(frame.subarray(off, off + total));
+    off += total;
+  }
+  return { packets, malformed: false };
+}
 
 /** Largest IPv4 header (RFC 791 section 3.1: IHL is at most 15 words). */
 const MAX_HEADER = 60;

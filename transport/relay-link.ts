@@ -1,18 +1,16 @@
 // A Link to the relay over one WebSocket (relay protocol v1): batched binary frames of
 // whole IPv4 packets, JSON control frames, ping/pong liveness, and reconnect with backoff.
-// Independent of the host runtime: `imach join` reuses it for a TUN device.
+// Host functions use it as their stack's Link (it has netstack's Link methods); `imach
+// join` uses it for a TUN device.
 
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
-import { createRequire } from 'node:module';
-import type { RawData } from 'ws';
-import type { Link, PacketHandler } from '../netstack/link/link.js';
-import { createLogger, type Logger } from './log.js';
-import { FrameReader, binaryFrameHeader } from '../relay/frame-reader.js';
-import { checkPacket } from '../relay/packet.js';
-import { PacketWalker } from '../relay/packet-views.js';
+import { CLOSE_NORMAL } from './frame.js';
+import { dialWebSocket, isDialError, type DialError, type TlsTrust } from './dial.js';
+import { PacketWalker, splitPackets } from './packet-walker.js';
+import type { MaskMode, WebSocketConnection } from './websocket.js';
 import {
+  ERROR_HEADER,
   JOIN_PATH,
+  MAX_CONTROL_CHARS,
   MAX_PACKETS_PER_FRAME,
   RECONNECT_MAX_MS,
   RECONNECT_MIN_MS,
@@ -25,21 +23,39 @@ import {
   type RelayToHostMessage,
   type UnknownControlMessage,
   type WelcomeMessage,
-} from './protocol.js';
+} from '../relay/protocol.js';
 
-// ws is CommonJS: require() loads it in about half the time of an ES import (no CJS export
-// scan), which a cold host function's start waits for.
-const { WebSocket } = createRequire(import.meta.url)('ws') as typeof import('ws');
-type WebSocket = InstanceType<typeof WebSocket>;
+export { splitPackets };
 
 type Welcome = WelcomeMessage;
+
+/** Handler of received IPv4 packets (netstack's PacketHandler). */
+export type PacketHandler = (packet: Uint8Array) => void;
+
+/** What the link logs through: netstack's and the relay's loggers both fit. */
+export interface LinkLogger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+const silentLogger: LinkLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export interface RelayLinkOptions {
   /** ws://host:port (JOIN_PATH is appended when there is no path) or the full join URL. */
   url: string;
   /** The join token, or a function giving a fresh one for every (re)connect. */
   token: string | (() => string | Promise<string>);
-  logger?: Logger;
+  /** default: silent */
+  logger?: LinkLogger;
+  /** How to trust a wss:// relay: system CAs (default), a given CA, or a pinned certificate. */
+  tls?: TlsTrust;
+  /**
+   * Masking of frames to the relay; default: the zero key over TLS or to a loopback relay,
+   * a random key per frame otherwise (relay/PROTOCOL.md).
+   */
+  mask?: MaskMode;
   /** Largest binary frame sent; packets queued in one tick share a frame up to this. */
   maxBatchBytes?: number;
   /** Most packets in one binary frame. */
@@ -89,9 +105,8 @@ export interface RelayLinkCounters {
   packetsOut: number;
   bytesIn: number;
   bytesOut: number;
+  /** binary frames received and sent */
   framesIn: number;
-  /** binary frames read off the socket by the link itself (FrameReader), not through ws */
-  framesDirect: number;
   framesOut: number;
   controlIn: number;
   controlOut: number;
@@ -101,7 +116,7 @@ export interface RelayLinkCounters {
 
 /** Why a connect attempt or the whole link failed. */
 export interface RelayLinkError {
-  kind: 'auth' | 'forbidden' | 'http' | 'network' | 'protocol' | 'timeout' | 'gaveUp' | 'closed' | 'replaced';
+  kind: 'auth' | 'forbidden' | 'http' | 'network' | 'tls' | 'protocol' | 'timeout' | 'gaveUp' | 'closed' | 'replaced';
   message: string;
   status?: number;
 }
@@ -122,34 +137,13 @@ export function joinUrl(url: string): string {
   return u.toString();
 }
 
-/**
- * Split a binary frame into IPv4 packets by their total-length fields, with the relay's
- * header checks except the checksum (the relay checked that).
- */
-export function splitPackets(
-  frame: Uint8Array,
-): { packets: Uint8Array[]; malformed: boolean } {
-  const packets: Uint8Array[] = [];
-  let off = 0;
-  while (off < frame.length) {
-    const total = checkPacket(frame, off, frame.length - off, false);
-    if (total < 0) return { packets, malformed: true };
-    packets.push(frame.subarray(off, off + total));
-    off += total;
-  }
-  return { packets, malformed: false };
-}
+/** A frame that arrived between the welcome and attach(). */
+type StashedFrame = { views: Uint8Array[]; length: number } | { text: string };
 
-function zeroMask(mask: Buffer): void {
-  mask.fill(0);
-}
-
-export class RelayLink implements Link {
-  readonly options: Required<Omit<RelayLinkOptions, 'logger'>>;
-  private readonly log: Logger;
-  private ws: WebSocket | null = null;
-  /** The WebSocket's TCP socket: a frame of several packets is written as a gather list. */
-  private socket: Duplex | null = null;
+export class RelayLink {
+  readonly options: Required<Omit<RelayLinkOptions, 'logger' | 'tls' | 'mask'>> & Pick<RelayLinkOptions, 'tls' | 'mask'>;
+  private readonly log: LinkLogger;
+  private ws: WebSocketConnection | null = null;
   private _welcome: Welcome | null = null;
   private _state: RelayLinkState = 'connecting';
   private receiveHandler: PacketHandler | null = null;
@@ -157,8 +151,7 @@ export class RelayLink implements Link {
   private early: Uint8Array[] = [];
   private earlyBytes = 0;
   private receivePaused = false;
-  private stash: ((data: RawData, isBinary: boolean) => void) | null = null;
-  private stashed: { data: RawData; isBinary: boolean }[] = [];
+  private stashed: StashedFrame[] = [];
   private stashedBytes = 0;
   private controlHandlers: ControlHandler[] = [];
   private stateHandlers: ((s: RelayLinkState, err?: RelayLinkError) => void)[] = [];
@@ -181,7 +174,6 @@ export class RelayLink implements Link {
     bytesIn: 0,
     bytesOut: 0,
     framesIn: 0,
-    framesDirect: 0,
     framesOut: 0,
     controlIn: 0,
     controlOut: 0,
@@ -199,10 +191,8 @@ export class RelayLink implements Link {
 
   private constructor(options: RelayLinkOptions) {
     const { logger, ...rest } = options;
-    this.options = { ...DEFAULTS, ...stripUndefined(rest) } as Required<
-      Omit<RelayLinkOptions, 'logger'>
-    >;
-    this.log = logger ?? createLogger({ fields: { component: 'relay-link' } });
+    this.options = { ...DEFAULTS, ...stripUndefined(rest) } as RelayLink['options'];
+    this.log = logger ?? silentLogger;
     this.ended = new Promise((r) => (this.endResolve = r));
   }
 
@@ -214,7 +204,7 @@ export class RelayLink implements Link {
       link.finish(r);
       return r;
     }
-    link.attach(r.ws, r.welcome, r.socket);
+    link.attach(r.ws, r.welcome);
     return link;
   }
 
@@ -304,7 +294,7 @@ export class RelayLink implements Link {
       this.counters.drops.tooBig++;
       return false;
     }
-    if (this._state === 'open' && this.ws && this.ws.bufferedAmount > this.options.maxBufferedBytes) {
+    if (this._state === 'open' && this.ws !== null && this.ws.bufferedAmount > this.options.maxBufferedBytes) {
       this.counters.drops.congested++;
       return false;
     }
@@ -313,9 +303,9 @@ export class RelayLink implements Link {
 
   /** Send a control object now (dropped, returning false, while disconnected). */
   sendControl(msg: HostToRelayMessage): boolean {
-    if (this._state !== 'open' || !this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    if (this._state !== 'open' || this.ws === null || this.ws.state !== 'open') return false;
     this.flush();
-    this.ws.send(encodeControl(msg));
+    this.ws.sendText(encodeControl(msg));
     this.counters.controlOut++;
     return true;
   }
@@ -324,14 +314,12 @@ export class RelayLink implements Link {
   async closeGracefully(timeoutMs = 1000): Promise<void> {
     if (this._state === 'closed') return;
     const ws = this.ws;
-    if (ws && ws.readyState === WebSocket.OPEN) {
+    if (ws !== null && ws.state === 'open') {
       this.flush();
-      const closed = new Promise<void>((r) => ws.once('close', () => r()));
+      const closed = new Promise<void>((r) => (ws.handlers.close = () => r()));
       this.finish(null);
-      ws.close(1000, 'bye');
-      const t = setTimeout(() => ws.terminate(), timeoutMs);
+      ws.close(CLOSE_NORMAL, 'bye', timeoutMs);
       await closed;
-      clearTimeout(t);
     } else {
       this.close();
     }
@@ -340,16 +328,11 @@ export class RelayLink implements Link {
   close(): void {
     if (this._state === 'closed') return;
     const ws = this.ws;
-    if (ws && ws.readyState === WebSocket.OPEN) this.flush(ws);
+    if (ws !== null && ws.state === 'open') this.flush(ws);
     this.finish(null);
-    if (ws) {
-      if (ws.readyState === WebSocket.OPEN) {
-        ws.close(1000, 'bye');
-        const t = setTimeout(() => ws.terminate(), 1000);
-        ws.once('close', () => clearTimeout(t));
-      } else {
-        ws.terminate();
-      }
+    if (ws !== null) {
+      if (ws.state === 'open') ws.close(CLOSE_NORMAL, 'bye', 1000);
+      else ws.terminate();
     }
   }
 
@@ -379,12 +362,10 @@ export class RelayLink implements Link {
     });
   }
 
-  private flush(ws: WebSocket | null = this.ws): void {
-    if (!ws || ws.readyState !== WebSocket.OPEN || this._state === 'reconnecting') return;
+  private flush(ws: WebSocketConnection | null = this.ws): void {
+    if (ws === null || ws.state !== 'open' || this._state === 'reconnecting') return;
     const max = this.options.maxBatchBytes;
-    const socket = ws === this.ws ? this.socket : null;
-    // one writev for all the frames of this flush
-    socket?.cork();
+    // the connection writes the frames of one tick as one corked write
     while (this.queueHead < this.queue.length) {
       let n = 0;
       let bytes = 0;
@@ -394,12 +375,10 @@ export class RelayLink implements Link {
         n++;
         bytes += len;
       }
-      const first = this.queue[this.queueHead]!;
-      // Frames go straight to the socket (ws's Sender would only add a copy of its checks);
-      // small packets are joined first, which costs less than a write each.
-      if (socket !== null && (n === 1 || bytes >= n * GATHER_MIN_AVERAGE)) writeGathered(socket, this.queue, this.queueHead, n, bytes);
-      else if (socket !== null) writeGathered(socket, [concat(this.queue, this.queueHead, n, bytes)], 0, 1, bytes);
-      else ws.send(n === 1 && first instanceof Uint8Array ? first : concat(this.queue, this.queueHead, n, bytes), { binary: true });
+      // Large packets go out as a gather list (no copy unless the frame is masked); small
+      // ones are joined first, which costs less than a socket write each.
+      if (n === 1 || bytes >= n * GATHER_MIN_AVERAGE) ws.sendBinary(gatherViews(this.queue, this.queueHead, n), bytes);
+      else ws.sendBinary([concat(this.queue, this.queueHead, n, bytes)], bytes);
       for (let i = 0; i < n; i++) this.queue[this.queueHead + i] = EMPTY;
       this.queueHead += n;
       this.queueBytes -= bytes;
@@ -407,13 +386,12 @@ export class RelayLink implements Link {
       this.counters.packetsOut += n;
       this.counters.bytesOut += bytes;
     }
-    socket?.uncork();
     this.queue = [];
     this.queueHead = 0;
     this.queueBytes = 0;
   }
 
-  private async dial(): Promise<{ ws: WebSocket; welcome: Welcome; socket: Duplex | null } | RelayLinkError> {
+  private async dial(): Promise<{ ws: WebSocketConnection; welcome: Welcome } | RelayLinkError> {
     let token: string;
     try {
       token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
@@ -426,144 +404,125 @@ export class RelayLink implements Link {
     } catch {
       return { kind: 'network', message: `invalid relay URL ${this.options.url}` };
     }
+    const started = Date.now();
+    const ws = await dialWebSocket({
+      url,
+      protocol: SUBPROTOCOL,
+      headers: { authorization: `Bearer ${token}` },
+      timeoutMs: this.options.connectTimeoutMs,
+      maxBinaryBytes: Math.max(maxFrameBytes(), this.options.maxBatchBytes),
+      maxTextBytes: MAX_CONTROL_TEXT_BYTES,
+      errorHeader: ERROR_HEADER,
+      ...(this.options.tls !== undefined ? { tls: this.options.tls } : {}),
+      ...(this.options.mask !== undefined ? { mask: this.options.mask } : {}),
+    });
+    if (isDialError(ws)) return fromDialError(ws, url);
     return new Promise((resolve) => {
       let settled = false;
-      let socket: Duplex | null = null;
-      const maxPayload = Math.max(maxFrameBytes(), this.options.maxBatchBytes) + 65536;
-      const ws = new WebSocket(url, SUBPROTOCOL, {
-        headers: { authorization: `Bearer ${token}` },
-        perMessageDeflate: false,
-        maxPayload,
-        handshakeTimeout: this.options.connectTimeoutMs,
-        // RFC 6455 section 5.3 masks client frames to protect browsers' intermediaries from
-        // cache poisoning; this link only talks to our own relay, and a zero key lets both
-        // ends skip the XOR pass over every payload byte (ws skips all-zero masks).
-        generateMask: zeroMask,
-      });
-      const done = (r: { ws: WebSocket; welcome: Welcome; socket: Duplex | null } | RelayLinkError) => {
+      const done = (r: { ws: WebSocketConnection; welcome: Welcome } | RelayLinkError): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        ws.off('message', onMessage);
-        // Frames right behind the welcome (held packets) can arrive before attach().
-        if (!isRelayLinkError(r)) ws.on('message', stash);
         if (isRelayLinkError(r)) {
-          ws.removeAllListeners();
-          ws.on('error', () => {});
+          ws.handlers = {};
           ws.terminate();
         }
         resolve(r);
       };
       const timer = setTimeout(
         () => done({ kind: 'timeout', message: `no welcome from ${url} within ${this.options.connectTimeoutMs} ms` }),
-        this.options.connectTimeoutMs,
+        Math.max(0, this.options.connectTimeoutMs - (Date.now() - started)),
       );
-      ws.on('unexpected-response', (_req, res: IncomingMessage) => {
-        const status = res.statusCode ?? 0;
-        const header = res.headers['x-imach-error'];
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => {
-          if (body.length < 1024) body += c;
-        });
-        res.on('end', () => {
-          const why = (typeof header === 'string' ? header : '') || body.trim() || `HTTP ${status}`;
-          const kind = status === 401 ? 'auth' : status === 403 ? 'forbidden' : 'http';
-          done({ kind, status, message: `relay refused join: ${why}` });
-        });
-        res.on('error', () => done({ kind: 'http', status, message: `relay refused join: HTTP ${status}` }));
-      });
-      // the response of an upgrade is parsed on the socket the WebSocket then uses
-      ws.once('upgrade', (res: IncomingMessage) => (socket = res.socket));
-      // Binary frames come off the socket as views of its reads (no joined copy of each
-      // frame, as the relay does); ws keeps the welcome and every other frame. 'open' comes
-      // before anything after the upgrade response has been read.
-      ws.once('open', () => {
-        if (socket === null) return;
-        const reader = FrameReader.attach(ws, socket, maxPayload, (views) => onBinaryFrame(views), 'client');
-        if (typeof reader === 'string') this.log.debug('binary frames go through ws', { reason: reader });
-      });
-      const onBinaryFrame = (views: Uint8Array[]) => {
-        if (!settled) return done({ kind: 'protocol', message: 'binary frame before welcome' });
-        this.counters.framesDirect++;
-        if (this.ws === ws) this.onFrameViews(views);
-        // between the welcome and attach(): kept with the frames ws delivers meanwhile
-        else if (this.stash === stash) stash(views as Buffer[], true);
-      };
-      ws.on('error', (e: Error) => done({ kind: 'network', message: `cannot reach relay ${url}: ${e.message}` }));
-      ws.on('close', (code, reason) =>
-        done({ kind: 'closed', message: `relay closed during join (${code} ${reason.toString()})` }),
-      );
-      const onMessage = (data: RawData, isBinary: boolean) => {
-        if (isBinary) return done({ kind: 'protocol', message: 'binary frame before welcome' });
-        const m = decodeControl(rawToString(data));
-        if (isProtocolError(m)) return done({ kind: 'protocol', message: `bad welcome: ${m.message}` });
-        if (m.type === 'error') {
-          return done({ kind: 'protocol', message: `relay error: ${m.code} ${m.message}` });
-        }
-        if (m.type !== 'welcome') return done({ kind: 'protocol', message: `expected welcome, got ${m.type}` });
-        done({ ws, welcome: m, socket });
-      };
-      const stash = (data: RawData, isBinary: boolean) => {
-        const size = rawLength(data);
+      // Frames right behind the welcome (held packets) arrive before attach(): kept, bounded.
+      const stash = (frame: StashedFrame, size: number): void => {
         if (this.stashed.length < this.options.maxQueuePackets && this.stashedBytes + size <= this.options.maxQueueBytes) {
-          this.stashed.push({ data, isBinary });
+          this.stashed.push(frame);
           this.stashedBytes += size;
         } else {
           this.counters.drops.queueFull++;
         }
       };
-      this.stash = stash;
-      ws.on('message', onMessage);
+      ws.start({
+        binary: (views, length) => {
+          if (settled) return stash({ views, length }, length);
+          done({ kind: 'protocol', message: 'binary frame before welcome' });
+        },
+        text: (text) => {
+          if (settled) return stash({ text }, text.length);
+          const m = decodeControl(text);
+          if (isProtocolError(m)) return done({ kind: 'protocol', message: `bad welcome: ${m.message}` });
+          if (m.type === 'error') return done({ kind: 'protocol', message: `relay error: ${m.code} ${m.message}` });
+          if (m.type !== 'welcome') return done({ kind: 'protocol', message: `expected welcome, got ${m.type}` });
+          done({ ws, welcome: m });
+        },
+        close: (code, reason) => {
+          this.stashed = [];
+          this.stashedBytes = 0;
+          done({ kind: 'closed', message: `relay closed during join (${code} ${reason})` });
+        },
+      });
     });
   }
 
-  private attach(ws: WebSocket, welcome: Welcome, socket: Duplex | null): void {
+  private attach(ws: WebSocketConnection, welcome: Welcome): void {
     if (this._welcome && welcome.address !== this._welcome.address) {
       this.log.warn('address changed on reconnect', { was: this._welcome.address, now: welcome.address });
     }
     this._welcome = welcome;
     this.ws = ws;
-    this.socket = socket;
     this.attempt = 0;
     this.lastHeard = Date.now();
-    ws.removeAllListeners('error');
-    ws.removeAllListeners('close');
-    ws.removeAllListeners('unexpected-response');
-    if (this.stash) ws.off('message', this.stash);
-    this.stash = null;
-    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    const heard = (): void => {
+      this.lastHeard = Date.now();
+    };
+    ws.handlers = {
+      binary: (views, length) => this.guard(() => this.onBinary(views, length)),
+      text: (text) => this.guard(() => this.onText(text)),
+      ping: heard,
+      pong: heard,
+      close: (code, reason) => this.onSocketClose(ws, code, reason),
+    };
+    if (ws.state === 'closed') return this.onSocketClose(ws, 1006, '');
     const stashed = this.stashed;
     this.stashed = [];
     this.stashedBytes = 0;
-    for (const f of stashed) this.onFrame(f.data, f.isBinary);
-    ws.on('pong', () => (this.lastHeard = Date.now()));
-    ws.on('ping', () => (this.lastHeard = Date.now()));
-    ws.on('error', (e) => this.log.debug('socket error', { err: e.message }));
-    ws.on('close', (code, reason) => this.onSocketClose(ws, code, reason.toString()));
+    for (const f of stashed) {
+      if ('text' in f) this.onText(f.text);
+      else this.onBinary(f.views, f.length);
+    }
     this.pingTimer = setInterval(() => this.checkLiveness(ws), this.options.pingIntervalMs);
     this.pingTimer.unref?.();
     this.setState('open');
     this.flush();
   }
 
-  private checkLiveness(ws: WebSocket): void {
+  /** A handler's bug must not escape into the socket's 'data' event. */
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.log.error('receive handler threw', { err: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  private checkLiveness(ws: WebSocketConnection): void {
     if (ws !== this.ws) return;
     if (Date.now() - this.lastHeard > this.options.deadAfterMs) {
       this.log.warn('relay not answering, reconnecting', { silentMs: Date.now() - this.lastHeard });
       ws.terminate();
       return;
     }
-    if (ws.readyState === WebSocket.OPEN) ws.ping();
+    ws.ping();
   }
 
-  /** A binary frame as views of the socket reads it came in (FrameReader). */
-  private onFrameViews(views: Uint8Array[]): void {
-    if (views.length === 1) return this.onFrame(views[0] as Buffer, true);
+  /** A binary frame as views of the socket reads it came in. */
+  private onBinary(views: Uint8Array[], length: number): void {
     this.lastHeard = Date.now();
     this.counters.framesIn++;
-    let length = 0;
-    for (const v of views) length += v.length;
+    if (views.length === 1) {
+      const { packets, malformed } = splitPackets(views[0]!);
+      return this.receivePackets(packets, malformed);
+    }
     const w = new PacketWalker(views, length);
     const packets: Uint8Array[] = [];
     let malformed = false;
@@ -581,17 +540,6 @@ export class RelayLink implements Link {
       w.skip(len);
     }
     this.receivePackets(packets, malformed);
-  }
-
-  private onFrame(data: RawData, isBinary: boolean): void {
-    this.lastHeard = Date.now();
-    if (isBinary) {
-      this.counters.framesIn++;
-      const { packets, malformed } = splitPackets(rawToBytes(data));
-      this.receivePackets(packets, malformed);
-      return;
-    }
-    this.onControlFrame(data);
   }
 
   /** The packets of one binary frame, to the stack (or held until it listens). */
@@ -617,8 +565,9 @@ export class RelayLink implements Link {
     if (delivered) this.batchEndHandler?.();
   }
 
-  private onControlFrame(data: RawData): void {
-    const m = decodeControl(rawToString(data));
+  private onText(text: string): void {
+    this.lastHeard = Date.now();
+    const m = decodeControl(text);
     if (isProtocolError(m)) {
       this.counters.drops.badControl++;
       this.log.debug('bad control frame', { field: m.field, err: m.message });
@@ -642,11 +591,10 @@ export class RelayLink implements Link {
     }
   }
 
-  private onSocketClose(ws: WebSocket, code: number, reason: string): void {
+  private onSocketClose(ws: WebSocketConnection, code: number, reason: string): void {
     if (ws !== this.ws) return;
     this.stopPing();
     this.ws = null;
-    this.socket = null;
     if (this._state === 'closed') return;
     if (code === CLOSE_REPLACED) {
       // Another session joined as this host: reconnecting would only push it out again.
@@ -680,7 +628,10 @@ export class RelayLink implements Link {
     if (this._state === 'closed') return;
     const r = await this.dial();
     if (this.isClosed()) {
-      if (!isRelayLinkError(r)) r.ws.terminate();
+      if (!isRelayLinkError(r)) {
+        r.ws.handlers = {};
+        r.ws.terminate();
+      }
       return;
     }
     if (isRelayLinkError(r)) {
@@ -694,7 +645,7 @@ export class RelayLink implements Link {
     }
     this.counters.reconnects++;
     this.log.info('reconnected to relay', { address: r.welcome.address, session: r.welcome.session });
-    this.attach(r.ws, r.welcome, r.socket);
+    this.attach(r.ws, r.welcome);
   }
 
   private isClosed(): boolean {
@@ -724,8 +675,7 @@ export class RelayLink implements Link {
     this.queueBytes = 0;
     const ws = this.ws;
     this.ws = null;
-    this.socket = null;
-    if (ws && ws.readyState !== WebSocket.OPEN) ws.terminate();
+    if (ws !== null && ws.state !== 'open') ws.terminate();
     if (err) this.log.warn('relay link gave up', { kind: err.kind, err: err.message });
     this.setState('closed', err ?? undefined);
     this.endResolve(err);
@@ -773,38 +723,28 @@ function concat(list: QueuedPacket[], start: number, n: number, bytes: number): 
   return out;
 }
 
-/**
- * Write one binary WebSocket frame holding `n` queued packets without joining them: the
- * header, then each packet (a gathered one as its header and payload views), on a corked
- * socket (one writev). ws writes synchronously to the same socket (no compression, no
- * Blobs), so frames stay in order with its own.
- */
-function writeGathered(socket: Duplex, list: QueuedPacket[], start: number, n: number, bytes: number): void {
-  socket.write(binaryFrameHeader(bytes, true));
+/** The views of `n` queued packets, in order (a gathered one as its header and payload views). */
+function gatherViews(list: QueuedPacket[], start: number, n: number): Uint8Array[] {
+  const views: Uint8Array[] = [];
   for (let i = start; i < start + n; i++) {
     const p = list[i]!;
-    if (p instanceof Uint8Array) {
-      socket.write(p);
-      continue;
-    }
-    socket.write(p.header);
-    for (const part of p.payload) socket.write(part);
+    if (p instanceof Uint8Array) views.push(p);
+    else views.push(p.header, ...p.payload);
   }
+  return views;
 }
 
-function rawToBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  return data;
-}
+/** Control messages are at most MAX_CONTROL_CHARS UTF-16 units: at most 3 UTF-8 bytes each. */
+const MAX_CONTROL_TEXT_BYTES = MAX_CONTROL_CHARS * 3;
 
-function rawLength(data: RawData): number {
-  if (Array.isArray(data)) return data.reduce((n, b) => n + b.length, 0);
-  return data instanceof ArrayBuffer ? data.byteLength : data.length;
-}
-
-function rawToString(data: RawData): string {
-  return Buffer.from(rawToBytes(data)).toString('utf8');
+function fromDialError(e: DialError, url: string): RelayLinkError {
+  if (e.kind === 'http') {
+    const status = e.status ?? 0;
+    const kind = status === 401 ? 'auth' : status === 403 ? 'forbidden' : 'http';
+    return { kind, status, message: `relay refused join: ${e.reason ?? `HTTP ${status}`}` };
+  }
+  if (e.kind === 'network') return { kind: 'network', message: `cannot reach relay ${url}: ${e.message}` };
+  return { kind: e.kind, message: e.message };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
