@@ -37,6 +37,7 @@ import {
 } from './protocol.js';
 import type { Provider } from './provider.js';
 import { RelaySession, TokenBucket } from './session.js';
+import { onUpgrade, singleLine, type UpgradeContext } from './upgrade.js';
 
 export { loadOrCreateSecret, mintToken, verifyToken, isTokenError } from './auth.js';
 export { parseManifest, loadManifest, isManifestError } from './manifest.js';
@@ -169,31 +170,7 @@ const PING_RESEND_MS = 1000;
 const MAX_FRAME_BYTES = maxFrameBytes(DEFAULT_MTU);
 const PING_PAYLOAD = new TextEncoder().encode('imach relay ping');
 
-function singleLine(s: string): string {
-  return s.replace(/[^\x20-\x7e]/g, ' ').slice(0, 200);
-}
-
-/** Refuse an HTTP upgrade with a status and a reason in X-Imach-Error and the body. */
-function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
-  const text = singleLine(reason);
-  const phrase: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' };
-  socket.end(
-    `HTTP/1.1 ${status} ${phrase[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-      `${ERROR_HEADER}: ${text}\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n\r\n${text}\n`,
-  );
-  socket.destroy();
-}
-
-function bearer(req: IncomingMessage, url: URL): string | undefined {
-  const h = req.headers.authorization;
-  if (typeof h === 'string') {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
-    return m ? m[1] : '';
-  }
-  return url.searchParams.get('token') ?? undefined;
-}
-
-export class RelayServer implements Relay {
+export class RelayServer implements Relay, UpgradeContext {
   readonly url: string;
   readonly httpUrl: string;
   readonly network: string;
@@ -203,16 +180,16 @@ export class RelayServer implements Relay {
   private readonly net: Network;
   private readonly mtu: number;
   private readonly domain: string;
-  private readonly secret: string;
+  readonly secret: string;
   private readonly log: Logger;
-  private readonly byName = new Map<string, HostEntry>();
+  readonly byName = new Map<string, HostEntry>();
   private readonly byAddress = new Map<number, HostEntry>();
   /** the routing table: destination address -> connected session's host */
   private readonly routes = new Map<number, HostEntry>();
   private readonly globalCounters = new Map<string, number>();
-  private readonly lifecycle: LifecycleController;
+  readonly lifecycle: LifecycleController;
   private readonly gw: Gateway;
-  private readonly wss: WebSocketServer;
+  readonly wss: WebSocketServer;
   /** by sequence number of each request in flight */
   private readonly pings = new Map<number, PendingPing>();
   private readonly pingsInFlight = new Set<PendingPing>();
@@ -220,10 +197,10 @@ export class RelayServer implements Relay {
   private readonly pingId = randomBytes(2).readUInt16BE(0);
   private nextDynamic: number;
   private dynamicCount = 0;
-  private sessionCount = 0;
+  sessionCount = 0;
   private ticker: NodeJS.Timeout | null = null;
   private lastPingRound = 0;
-  private closing = false;
+  closing = false;
   /** binary frames taken off sockets by FrameReader / delivered by ws 'message' events */
   private framesDirect = 0;
   private framesMessage = 0;
@@ -296,7 +273,7 @@ export class RelayServer implements Relay {
     });
     const admin = new AdminApi(this, this.secret, this.limits.maxEventFollowers);
     server.on('request', (req, res) => admin.handle(req, res));
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(this, req, socket, head));
     this.ticker = setInterval(() => this.tick(), this.limits.tickMs);
   }
 
@@ -391,57 +368,8 @@ export class RelayServer implements Relay {
 
   // ---- joining ----
 
-  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://relay');
-    } catch {
-      return refuseUpgrade(socket, 400, 'bad request URL');
-    }
-    if (url.pathname !== JOIN_PATH) return refuseUpgrade(socket, 404, `no WebSocket endpoint at ${url.pathname}; hosts join at ${JOIN_PATH}`);
-    if (this.closing) return refuseUpgrade(socket, 503, 'relay is closing');
-    const offered = req.headers['sec-websocket-protocol'];
-    if (typeof offered === 'string' && !offered.split(',').some((p) => p.trim() === SUBPROTOCOL)) {
-      return refuseUpgrade(socket, 400, `unsupported subprotocol; this relay speaks ${SUBPROTOCOL}`);
-    }
-    const claims = verifyToken(this.secret, bearer(req, url), Date.now());
-    if (isTokenError(claims)) {
-      this.count(`auth-${claims.code}`, null);
-      return refuseUpgrade(socket, 401, claims.message);
-    }
-    const name = claims.h;
-    if (name === ADMIN_HOST || !isDnsLabel(name)) {
-      this.count('auth-unknown-host', null);
-      return refuseUpgrade(socket, 403, `unknown host: ${name}`);
-    }
-    const entry = this.byName.get(name);
-    if (entry !== undefined && this.lifecycle.isRetired(entry, claims.n)) {
-      this.count('auth-superseded', entry);
-      return refuseUpgrade(socket, 403, `superseded instance of ${name}: this relay has started or admitted another`);
-    }
-    if ((entry === undefined || entry.session === null) && this.sessionCount >= this.limits.maxSessions) return refuseUpgrade(socket, 503, 'too many sessions');
-    // a new name gets its entry only once the upgrade has succeeded (a refused or broken
-    // upgrade must not use up the pool)
-    if (entry === undefined && !this.makeDynamicRoom(Date.now())) return refuseUpgrade(socket, 503, 'dynamic address pool is full');
-    const nonce = claims.n;
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      let target = this.byName.get(name);
-      if (target === undefined) {
-        const created = this.makeDynamicRoom(Date.now()) ? this.createDynamic(name) : 'dynamic address pool is full';
-        if (typeof created === 'string') {
-          // WebSocket close code 1013 (IANA registry, RFC 6455 section 11.7): try again later
-          ws.close(1013, created);
-          return;
-        }
-        target = created;
-      }
-      this.onJoin(target, ws, nonce, socket);
-    });
-  }
-
   /** Whether a new hand-joined host fits, forgetting the one gone longest if the pool is full. */
-  private makeDynamicRoom(now: number): boolean {
+  makeDynamicRoom(now: number): boolean {
     if (this.dynamicCount < this.limits.maxDynamicHosts) return true;
     let oldest: HostEntry | null = null;
     for (const e of this.byName.values()) {
@@ -470,7 +398,7 @@ export class RelayServer implements Relay {
     this.eventLog.push({ time: new Date(now).toISOString(), host: e.name, type: 'forgotten', reason, state: 'cold' });
   }
 
-  private createDynamic(name: string): HostEntry | string {
+  createDynamic(name: string): HostEntry | string {
     if (this.dynamicCount >= this.limits.maxDynamicHosts) return 'dynamic address pool is full';
     // the upper half of the network, searched round from the last address given out, so
     // that the addresses of forgotten hosts are used again
@@ -493,7 +421,7 @@ export class RelayServer implements Relay {
     return e;
   }
 
-  private onJoin(entry: HostEntry, ws: WebSocket, nonce: string, socket: Duplex): void {
+  onJoin(entry: HostEntry, ws: WebSocket, nonce: string, socket: Duplex): void {
     const now = Date.now();
     const session = new RelaySession(randomBytes(8).toString('hex'), entry.name, ws, this.limits.queueBytes, now, nonce);
     const reader = FrameReader.attach(ws, socket, MAX_FRAME_BYTES, (views, length) => {
