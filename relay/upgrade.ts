@@ -16,7 +16,7 @@ export interface UpgradeContext {
   readonly sessionCount: number;
   readonly limits: { readonly maxSessions: number };
   readonly wss: WebSocketServer;
-  readonly byName: ReadonlyMap<string, HostEntry>;
+  readonly table: { byName(name: string): HostEntry | undefined };
   readonly lifecycle: { isRetired(entry: HostEntry, nonce: string): boolean };
   count(reason: string, entry: HostEntry | null): void;
   makeDynamicRoom(now: number): boolean;
@@ -72,7 +72,7 @@ export function onUpgrade(ctx: UpgradeContext, req: IncomingMessage, socket: Dup
     ctx.count('auth-unknown-host', null);
     return refuseUpgrade(socket, 403, `unknown host: ${name}`);
   }
-  const entry = ctx.byName.get(name);
+  const entry = ctx.table.byName(name);
   if (entry !== undefined && ctx.lifecycle.isRetired(entry, claims.n)) {
     ctx.count('auth-superseded', entry);
     return refuseUpgrade(socket, 403, `superseded instance of ${name}: this relay has started or admitted another`);
@@ -83,7 +83,7 @@ export function onUpgrade(ctx: UpgradeContext, req: IncomingMessage, socket: Dup
   if (entry === undefined && !ctx.makeDynamicRoom(Date.now())) return refuseUpgrade(socket, 503, 'dynamic address pool is full');
   const nonce = claims.n;
   ctx.wss.handleUpgrade(req, socket, head, (ws) => {
-    let target = ctx.byName.get(name);
+    let target = ctx.table.byName(name);
     if (target === undefined) {
       const created = ctx.makeDynamicRoom(Date.now()) ? ctx.createDynamic(name) : 'dynamic address pool is full';
       if (typeof created === 'string') {
