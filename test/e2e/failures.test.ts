@@ -76,22 +76,25 @@ describe('e2e: failures as users meet them', function () {
 
   it('a peer of a host whose app crashed gets ECONNRESET at once on its next write (RST for the dead instance)', async () => {
     const kept = await connect(me, 'crasher', 7000);
-    kept.on('error', () => {});
     kept.write('hello\n');
     assert.equal(await nextData(kept), 'hello\n');
+    // a delayed ACK of kept's may reach the relay after the crash and be reset already
+    let wrote = false;
+    const reset = new Promise<NodeJS.ErrnoException>((resolve) => kept.on('error', resolve));
     const killer = await connect(me, 'crasher', 7000);
     killer.on('error', () => {});
     killer.write('crash\n');
     await waitFor(() => host('crasher').state === 'cold', 'crasher released after its crash', 20_000);
     const t0 = performance.now();
-    const err = await new Promise<NodeJS.ErrnoException>((resolve) => {
-      kept.once('error', resolve);
+    if (!kept.destroyed) {
+      wrote = true;
       kept.write('anyone there?\n');
-    });
+    }
+    const err = await reset;
     const ms = performance.now() - t0;
     assert.equal(err.code, 'ECONNRESET');
     // not a retransmission timeout: the first segment after the crash is answered
-    assert.ok(ms < 500, `reset after ${Math.round(ms)}ms`);
+    if (wrote) assert.ok(ms < 500, `reset after ${Math.round(ms)}ms`);
     assert.ok((app.relay.counters()['hosts.crasher.stale-rst'] ?? 0) >= 1, JSON.stringify(app.relay.counters()));
     killer.destroy();
     kept.destroy();

@@ -13,7 +13,7 @@ import type { HostSpec } from '../../relay/manifest.js';
 import type { Launch, RelayToHostMessage } from '../../relay/protocol.js';
 import type { HostInstance, Provider } from '../../relay/provider.js';
 import { TokenBucket, type RelaySession } from '../../relay/session.js';
-import { addr, tcpPacket } from '../support/relay-packets.js';
+import { addr, tcpSegment as tcpPacket } from '../support/relay-packets.js';
 
 const T0 = 1_000_000;
 const PEER = '10.77.0.5';

@@ -13,7 +13,7 @@ import { isManifestError, parseManifest } from '../../relay/manifest.js';
 import type { Launch } from '../../relay/protocol.js';
 import type { HostInstance, Provider } from '../../relay/provider.js';
 import { joinRefused, joinRelay, waitFor, type TestHost } from '../support/relay-client.js';
-import { addr, rawPacket, tcpPacket } from '../support/relay-packets.js';
+import { addr, rawPacket, tcpPacket, tcpSegment } from '../support/relay-packets.js';
 
 const SECRET = 'lifecycle-test-secret';
 
@@ -480,15 +480,15 @@ describe('relay lifecycle across a relay restart', function () {
   it('after the reconnect window, answers stale segments for a cold host with RST (RFC 9293 section 3.10.7.1) and counts them, without a start', async () => {
     await withLifecycle({ reconnectHoldMs: 150 }, async (relay, provider, client) => {
       // held during the window, refused at its end: the segment has ACK, so <SEQ=SEG.ACK><CTL=RST>
-      client.send(tcpPacket(client.address, '10.77.0.10', 40112, 9000, ACK, new Uint8Array(0), 1000, 777_000));
+      client.send(tcpSegment(client.address, '10.77.0.10', 40112, 9000, ACK, new Uint8Array(0), 1000, 777_000));
       await expectReset(client, '10.77.0.10', 9000, 777_000, 0, RST);
       assert.equal(relay.counters()['hosts.web.stale-packet'], 1);
       assert.equal(relay.counters()['hosts.web.stale-rst'], 1);
       // after it, refused at once: a FIN with data and no ACK gets <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
-      client.send(tcpPacket(client.address, '10.77.0.10', 40113, 9001, 0x01, new Uint8Array(5), 0xfffffffe));
+      client.send(tcpSegment(client.address, '10.77.0.10', 40113, 9001, 0x01, new Uint8Array(5), 0xfffffffe));
       await expectReset(client, '10.77.0.10', 9001, 0, 4, RST | ACK); // (0xfffffffe + 5 + FIN) mod 2^32
       // a RST and an ICMP error get no answer (RFC 9293 section 3.10.7.1, RFC 1122 section 3.2.2)
-      client.send(tcpPacket(client.address, '10.77.0.10', 40114, 9001, RST | ACK));
+      client.send(tcpSegment(client.address, '10.77.0.10', 40114, 9001, RST | ACK));
       client.send(buildIcmpUnreachable(tcpPacket('10.77.0.10', client.address, 9000, 40112, 0x10), 3, addr(client.address)));
       await barrier(client, 2);
       assert.equal(relay.counters()['hosts.web.stale-packet'], 4);
@@ -516,7 +516,7 @@ describe('relay lifecycle across a relay restart', function () {
       web.ws.removeAllListeners('close');
       web.ws.terminate();
       await waitFor(() => eventText(relay, 'web').some((e) => e.startsWith('disconnected')), 'disconnected');
-      client.send(tcpPacket(client.address, '10.77.0.10', 40112, 8080, ACK, new Uint8Array(0), 5, 9));
+      client.send(tcpSegment(client.address, '10.77.0.10', 40112, 8080, ACK, new Uint8Array(0), 5, 9));
       await expectReset(client, '10.77.0.10', 8080, 9, 0, RST);
       assert.equal(state(relay, 'web'), 'cold');
       assert.equal(relay.counters()['hosts.web.stale-packet'], 1);

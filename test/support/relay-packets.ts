@@ -1,6 +1,6 @@
 // Hand-built IPv4 packets for the relay tests (on top of the netstack wire builders).
 
-import { buildIpv4Packet, parseIpv4Address } from '../../netstack/wire/ipv4.js';
+import { buildIpv4Packet, PROTO_TCP, parseIpv4Address } from '../../netstack/wire/ipv4.js';
 import { buildTcpPacket } from '../../netstack/wire/tcp.js';
 
 export function addr(s: string): number {
@@ -9,8 +9,26 @@ export function addr(s: string): number {
   return n;
 }
 
-/** A TCP segment (header and payload, checksums right) from src to dst. */
-export function tcpPacket(src: string, dst: string, srcPort: number, dstPort: number, flags: number, payload = new Uint8Array(0), seq = 0, ack = 0): Uint8Array {
+/** A TCP segment with only a header (the relay never reads past the IPv4 header). */
+export function tcpPacket(src: string, dst: string, srcPort: number, dstPort: number, flags: number, payload = new Uint8Array(0)): Uint8Array {
+  const seg = new Uint8Array(20 + payload.length);
+  seg[0] = srcPort >>> 8;
+  seg[1] = srcPort;
+  seg[2] = dstPort >>> 8;
+  seg[3] = dstPort;
+  seg[12] = 5 << 4;
+  seg[13] = flags;
+  seg[14] = 0xff;
+  seg[15] = 0xff;
+  seg.set(payload, 20);
+  return buildIpv4Packet({ src: addr(src), dst: addr(dst), protocol: PROTO_TCP }, seg);
+}
+
+/**
+ * A TCP segment with sequence numbers and right checksums (what a real peer sends; the
+ * relay answers only intact segments with RST).
+ */
+export function tcpSegment(src: string, dst: string, srcPort: number, dstPort: number, flags: number, payload = new Uint8Array(0), seq = 0, ack = 0): Uint8Array {
   return buildTcpPacket(
     { src: addr(src), dst: addr(dst) },
     { srcPort, dstPort, seq, ack, flags, window: 0xffff, urgent: 0, options: {}, payload },
