@@ -114,7 +114,15 @@ describe('e2e: failures as users meet them', function () {
     assert.ok(codes.every((c) => c === 'EHOSTUNREACH'), codes.join(','));
     assert.equal(h.state, 'failed');
     assert.match(h.lastReason, /failed: app failed at start: app threw: config missing: DATABASE_URL/);
-    const failed = app.relay.events().filter((e) => e.host === 'thrower' && e.type === 'failed');
+    const events = app.relay.events().filter((e) => e.host === 'thrower');
+    const failed = events.filter((e) => e.type === 'failed');
+    const started = events.filter((e) => e.type === 'started');
     assert.equal(failed.length, h.starts);
+    assert.equal(started.length, h.starts);
+    // each restart waits out the backoff after the failure before it: 1 s, then 2 s
+    for (let i = 1; i < started.length; i++) {
+      const waited = Date.parse(started[i].time) - Date.parse(failed[i - 1].time);
+      assert.ok(waited >= 1000 * 2 ** (i - 1), `start ${i + 1} came ${waited} ms after failure ${i}`);
+    }
   });
 });
