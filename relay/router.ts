@@ -43,7 +43,7 @@ export class Router {
    * destination go out as one frame (the whole frame, untouched, when all go to one place).
    */
   routeFrame(src: HostEntry, views: readonly Uint8Array[], length: number, now: number): void {
-    const routes = this.env.table;
+    const table = this.env.table;
     src.bucket.refill(now);
     src.lastTrafficAt = now;
     const w = new PacketWalker(views, length);
@@ -66,7 +66,7 @@ export class Router {
         this.env.counters.count('rate-limited', src);
       } else {
         const dst = w.dst;
-        const dest = routes.route(dst);
+        const dest = table.route(dst);
         if (dest !== undefined) {
           if (runDest !== dest) {
             if (runDest !== null) this.sendRun(runDest, w.slice(runStart, off), off - runStart, now, runPackets);
