@@ -248,7 +248,9 @@ export class HostRuntime {
         },
         (e: unknown) => {
           this.log.error('app threw', { err: errorText(e) });
-          void this.finish(1, `app threw: ${errorMessage(e)}`);
+          // before any traffic it is a failed start: the relay backs off instead of
+          // restarting the host on every SYN retransmission
+          void this.finish(1, `app threw: ${errorMessage(e)}`, !this.carriedTraffic(stack));
         },
       );
   }
@@ -340,7 +342,13 @@ export class HostRuntime {
     }
   }
 
-  private async finish(code: number, reason: string): Promise<void> {
+  /** Whether the host's stack has had a connection or carried payload bytes. */
+  private carriedTraffic(stack: RuntimeStack): boolean {
+    const s = stack.socketStats();
+    return this.lastEstablished > 0 || s.established > 0 || s.bytesIn + s.bytesOut > 0;
+  }
+
+  private async finish(code: number, reason: string, startFailed = false): Promise<void> {
     if (this.isDone()) return;
     this.phase = 'done';
     if (this.pollTimer) clearInterval(this.pollTimer);
@@ -348,7 +356,7 @@ export class HostRuntime {
     if (!this.abort.signal.aborted) this.abort.abort(new Error(`host ending: ${reason}`));
     const link = this.link;
     if (link) {
-      if (link.state === 'open') link.sendControl({ type: 'released', reason });
+      if (link.state === 'open') link.sendControl(startFailed ? { type: 'released', reason, startFailed } : { type: 'released', reason });
       await link.closeGracefully(1000);
     }
     try {

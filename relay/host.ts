@@ -5,13 +5,19 @@ import type { HostSpec } from './manifest.js';
 import type { HostInstance } from './provider.js';
 import type { RelaySession, TokenBucket } from './session.js';
 
+/**
+ * State, session and held packets are read-only here: only the HostTable changes them, so
+ * that the routing table always follows them. The other fields are the lifecycle's (start,
+ * release and launch bookkeeping) and the router's (traffic counters).
+ */
 export class HostEntry {
-  state: HostState = 'cold';
-  since: number;
-  session: RelaySession | null = null;
+  readonly state: HostState = 'cold';
+  /** when `state` last changed (ms, the relay's clock) */
+  readonly since: number;
+  readonly session: RelaySession | null = null;
   /** packets waiting for the host to join (copies) */
-  held: Uint8Array[] = [];
-  heldBytes = 0;
+  readonly held: readonly Uint8Array[] = [];
+  readonly heldBytes: number = 0;
   /** what the host's stack last reported */
   established = 0;
   listening = 0;

@@ -1,36 +1,35 @@
-// The imach relay: one HTTP port with the WebSocket join (/v1/join) and the admin API;
-// sessions, routing by destination address, the gateway, and the lifecycle of hosts.
+// The imach relay: one HTTP port with the WebSocket join (/v1/join) and the admin API.
+// This file composes the parts: the host table, the router (data path), the lifecycle
+// (admission, starts and releases), the gateway, the relay ping, the pool of hosts joined
+// by hand, the upgrade; it owns the sessions' wiring and the one timer (the ticker).
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { acceptUpgrade, isUpgradeRefusal, refuseUpgrade as refuseWebSocket } from '../transport/handshake.js';
 import { certSha256 } from '../transport/dial.js';
 import type { WebSocketConnection } from '../transport/websocket.js';
-import { buildIcmpEchoRequest, ICMP_UNREACH_HOST } from '../netstack/wire/icmp.js';
-import { formatAddress, isHostAddress, parseAddress, parseNetwork, type Network } from './address.js';
+import { formatAddress, parseAddress, parseNetwork, type Network } from './address.js';
 import { AdminApi } from './admin.js';
-import { isTokenError, loadOrCreateSecret, mintToken as mintWithSecret, newNonce, verifyToken } from './auth.js';
+import { loadOrCreateSecret, mintToken as mintWithSecret, newNonce } from './auth.js';
 import { join } from 'node:path';
+import { Counters } from './counters.js';
+import { DynamicPool } from './dynamic-pool.js';
 import { EventLog, type HostState, type RelayEvent } from './events.js';
 import { Gateway } from './gateway.js';
 import { HostEntry } from './host.js';
-import { LifecycleController, formatDuration, type LifecycleLimits } from './lifecycle.js';
+import { HostTable } from './host-table.js';
+import { LifecycleController, formatDuration, refusalAnswer, type LifecycleLimits } from './lifecycle.js';
 import { createLogger, type Logger } from './log.js';
-import { isDnsLabel, type Manifest } from './manifest.js';
-import { MALFORMED_REASONS, describePacket, isAllocationSignal, isTcpSynOnly, readDst } from './packet.js';
-import { PacketWalker } from '../transport/packet-walker.js';
+import type { Manifest } from './manifest.js';
+import { RelayPinger } from './ping.js';
+import { Router } from './router.js';
 import {
-  ADMIN_HOST,
   DEFAULT_DOMAIN,
   DEFAULT_MTU,
   DEFAULT_NETWORK,
   DEFAULT_TOKEN_TTL_S,
-  ERROR_HEADER,
-  JOIN_PATH,
-  MAX_CONTROL_CHARS,
   PING_INTERVAL_MS,
   PROTOCOL_VERSION,
   SECRET_ENV,
@@ -41,6 +40,7 @@ import {
 } from './protocol.js';
 import type { Provider } from './provider.js';
 import { RelaySession, TokenBucket } from './session.js';
+import { onUpgrade, singleLine, type UpgradeContext } from './upgrade.js';
 
 export { loadOrCreateSecret, mintToken, verifyToken, isTokenError } from './auth.js';
 export { parseManifest, loadManifest, isManifestError } from './manifest.js';
@@ -160,50 +160,10 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-/** One relay ping: echo requests go out every PING_RESEND_MS until a reply or the timeout. */
-interface PendingPing {
-  address: number;
-  name: string;
-  /** sequence number -> when that request went out */
-  sent: Map<number, number>;
-  resolve: (v: { address: string; rttMs: number }) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
-  resend: NodeJS.Timeout;
-}
+/** how long close() waits for instances to stop */
+const STOP_ALL_TIMEOUT_MS = 5000;
 
-const PING_RESEND_MS = 1000;
-/** hosts batch up to 16 packets of their MTU; accept a full-size batch whatever ours is */
-const MAX_FRAME_BYTES = maxFrameBytes(DEFAULT_MTU);
-/** Control messages are at most MAX_CONTROL_CHARS UTF-16 units: at most 3 UTF-8 bytes each. */
-const MAX_CONTROL_TEXT_BYTES = MAX_CONTROL_CHARS * 3;
-const PING_PAYLOAD = new TextEncoder().encode('imach relay ping');
-
-function singleLine(s: string): string {
-  return s.replace(/[^\x20-\x7e]/g, ' ').slice(0, 200);
-}
-
-/** Refuse an HTTP upgrade with a status and a reason in X-Imach-Error and the body. */
-function refuseUpgrade(socket: Duplex, status: number, reason: string): void {
-  const text = singleLine(reason);
-  const phrase: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' };
-  socket.end(
-    `HTTP/1.1 ${status} ${phrase[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-      `${ERROR_HEADER}: ${text}\r\nContent-Length: ${Buffer.byteLength(text) + 1}\r\n\r\n${text}\n`,
-  );
-  socket.destroy();
-}
-
-function bearer(req: IncomingMessage, url: URL): string | undefined {
-  const h = req.headers.authorization;
-  if (typeof h === 'string') {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
-    return m ? m[1] : '';
-  }
-  return url.searchParams.get('token') ?? undefined;
-}
-
-export class RelayServer implements Relay {
+export class RelayServer implements Relay, UpgradeContext {
   readonly url: string;
   readonly httpUrl: string;
   readonly network: string;
@@ -213,30 +173,24 @@ export class RelayServer implements Relay {
   private readonly net: Network;
   private readonly mtu: number;
   private readonly domain: string;
-  private readonly secret: string;
+  readonly secret: string;
   private readonly log: Logger;
-  private readonly byName = new Map<string, HostEntry>();
-  private readonly byAddress = new Map<number, HostEntry>();
-  /** the routing table: destination address -> connected session's host */
-  private readonly routes = new Map<number, HostEntry>();
-  private readonly globalCounters = new Map<string, number>();
-  private readonly lifecycle: LifecycleController;
+  readonly table: HostTable;
+  private readonly counts = new Counters();
+  readonly lifecycle: LifecycleController;
+  private readonly router: Router;
   private readonly gw: Gateway;
-  /** by sequence number of each request in flight */
-  private readonly pings = new Map<number, PendingPing>();
-  private readonly pingsInFlight = new Set<PendingPing>();
-  private nextPingSeq = 1;
-  private readonly pingId = randomBytes(2).readUInt16BE(0);
-  private nextDynamic: number;
-  private dynamicCount = 0;
-  private sessionCount = 0;
+  private readonly pinger: RelayPinger;
+  private readonly pool: DynamicPool;
+  /** the relay's clock (ms); the lifecycle reads only what it is given */
+  private readonly clock: () => number = Date.now;
+  sessionCount = 0;
   private ticker: NodeJS.Timeout | null = null;
   private lastPingRound = 0;
-  private closing = false;
+  closing = false;
   /** binary frames received from sessions, and sent to sessions that have closed since */
   private framesIn = 0;
   private framesOutClosed = 0;
-
   /** SHA-256 fingerprint (hex) of the TLS certificate served, when the relay serves wss:// */
   readonly certSha256: string | undefined;
 
@@ -261,59 +215,84 @@ export class RelayServer implements Relay {
     this.log = options.logger ?? createLogger('info');
     this.limits = { ...DEFAULT_LIMITS, ...options.manifest?.relay.limits, ...options.limits };
     this.eventLog = new EventLog(this.limits.eventLogSize);
-    // hosts joined by hand take addresses from the upper half of the network
-    this.nextDynamic = net.base + Math.floor(net.size / 2) + 1;
-    const now = Date.now();
+    const now = this.clock();
+    this.table = new HostTable(this.limits);
     for (const spec of options.manifest?.hosts ?? []) {
       const addr = parseAddress(spec.address)!;
-      this.addEntry(new HostEntry(spec.name, addr, spec.address, spec, this.newBucket(now), now));
+      this.table.add(new HostEntry(spec.name, addr, spec.address, spec, this.newBucket(now), now));
     }
-    const providers = options.providers ?? {};
-    this.lifecycle = new LifecycleController({
-      providers,
-      mtu: this.mtu,
-      limits: this.limits,
-      logger: this.log,
-      relayUrl: () => this.url,
-      relayCertSha256: () => this.certSha256,
-      mintLaunchToken: (h) => {
-        const nonce = newNonce();
-        return { token: mintWithSecret(this.secret, h, DEFAULT_TOKEN_TTL_S, Date.now(), nonce), nonce };
-      },
-      transition: (e, state, type, reason) => this.transition(e, state, type, reason),
-      flushHeld: (e) => this.flushHeld(e),
-      unroute: (e) => this.routes.delete(e.address),
-      rejectHeld: (e, reason) => this.rejectHeld(e, reason),
-      describeHeld: (e) => {
-        const p = e.held.find((x) => isAllocationSignal(x));
-        return p !== undefined ? describePacket(p) : null;
-      },
+    this.router = new Router({
+      table: this.table,
+      counters: this.counts,
+      gateway: net.gateway,
+      admit: (e, p, t) => this.lifecycle.admit(e, p, t),
+      signal: (e, reason, t) => void this.lifecycle.signal(e, reason, t),
+      now: this.clock,
     });
+    this.lifecycle = new LifecycleController(
+      {
+        providers: options.providers ?? {},
+        mtu: this.mtu,
+        limits: this.limits,
+        logger: this.log,
+        table: this.table,
+        now: this.clock,
+        relayUrl: () => this.url,
+        relayCertSha256: () => this.certSha256,
+        mintLaunchToken: (h, t) => {
+          const nonce = newNonce();
+          return { token: mintWithSecret(this.secret, h, DEFAULT_TOKEN_TTL_S, t, nonce), nonce };
+        },
+        record: (e, type, reason, t) => this.record(e, type, reason, t),
+        deliverHeld: (e, packets, t) => this.router.deliverHeld(e, packets, t),
+        refuseHeld: (e, packets, reason) => {
+          this.router.refuseHeld(e, packets, reason, (p) => refusalAnswer(e, p));
+          if (reason === 'start-failed' || reason === 'host-down') this.pinger.failHost(e.address, `host ${e.name} unreachable: ${e.lastReason}`);
+        },
+      },
+      now,
+    );
     this.gw = new Gateway({
       gateway: net.gateway,
       domain: this.domain,
-      lookup: (name) => this.byName.get(name)?.address ?? null,
+      lookup: (name) => this.table.byName(name)?.address ?? null,
       dnsSignal: (name, reason) => {
-        const e = this.byName.get(name);
-        if (e !== undefined && e.spec !== null && e.session === null) this.lifecycle.signal(e, reason, Date.now());
+        const e = this.table.byName(name);
+        if (e !== undefined && e.spec !== null && e.session === null) this.lifecycle.signal(e, reason, this.clock());
       },
-      send: (p) => this.fromGateway(p),
-      echoReply: (from, id, seq) => this.onEchoReply(from, id, seq),
+      send: (p) => this.router.fromGateway(p),
+      echoReply: (from, id, seq) => this.pinger.onEchoReply(from, id, seq),
       count: (reason) => this.count(reason, null),
+    });
+    this.router.attachGateway(this.gw);
+    this.pinger = new RelayPinger({
+      table: this.table,
+      gateway: net.gateway,
+      domain: this.domain,
+      maxPending: this.limits.maxPendingPings,
+      unreachable: (e) => this.unreachableWhy(e, this.clock()),
+      send: (p) => this.router.fromGateway(p),
+      closing: () => this.closing,
+    });
+    this.pool = new DynamicPool({
+      table: this.table,
+      net,
+      limits: this.limits,
+      newBucket: (t) => this.newBucket(t),
+      forgotten: (e, reason, t) => {
+        this.pinger.failHost(e.address, `host ${e.name} unreachable: ${reason}`);
+        this.log.info('host', { host: e.name, event: 'forgotten', reason, address: e.addressText });
+        this.eventLog.push({ time: new Date(t).toISOString(), host: e.name, type: 'forgotten', reason, state: 'cold' });
+      },
     });
     const admin = new AdminApi(this, this.secret, this.limits.maxEventFollowers);
     server.on('request', (req, res) => admin.handle(req, res));
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(this, req, socket, head));
     this.ticker = setInterval(() => this.tick(), this.limits.tickMs);
   }
 
   private newBucket(now: number): TokenBucket {
     return new TokenBucket(this.limits.rateBytesPerSec, Math.max(this.limits.rateBurstBytes, this.mtu), now);
-  }
-
-  private addEntry(e: HostEntry): void {
-    this.byName.set(e.name, e);
-    this.byAddress.set(e.address, e);
   }
 
   mintToken(host: string, ttlSeconds: number = DEFAULT_TOKEN_TTL_S): string {
@@ -323,8 +302,7 @@ export class RelayServer implements Relay {
   // ---- counters and events ----
 
   count(reason: string, entry: HostEntry | null, n = 1): void {
-    this.globalCounters.set(reason, (this.globalCounters.get(reason) ?? 0) + n);
-    if (entry !== null) entry.drops.set(reason, (entry.drops.get(reason) ?? 0) + n);
+    this.counts.count(reason, entry, n);
   }
 
   counters(): Record<string, number> {
@@ -333,8 +311,8 @@ export class RelayServer implements Relay {
     let pout = 0;
     let bin = 0;
     let bout = 0;
-    for (const [k, v] of this.globalCounters) out[k] = v;
-    for (const e of this.byName.values()) {
+    for (const [k, v] of this.counts.entries()) out[k] = v;
+    for (const e of this.table.entries()) {
       pin += e.packetsIn;
       pout += e.packetsOut;
       bin += e.bytesIn;
@@ -347,19 +325,15 @@ export class RelayServer implements Relay {
     out['bytes-received'] = bout;
     out.sessions = this.sessionCount;
     let framesOut = this.framesOutClosed;
-    for (const e of this.byName.values()) framesOut += e.session?.framesOut ?? 0;
+    for (const e of this.table.entries()) framesOut += e.session?.framesOut ?? 0;
     out['frames-in'] = this.framesIn;
     out['frames-out'] = framesOut;
     return out;
   }
 
-  private transition(e: HostEntry, state: HostState, type: string, reason: string): void {
-    const now = Date.now();
-    if (e.state !== state) e.since = now;
-    e.state = state;
-    // a draining host's packets take the slow path, where new connections are held
-    if (state === 'draining') this.routes.delete(e.address);
-    e.lastReason = `${type}: ${reason}`;
+  /** A lifecycle event (the host's state is already the new one). */
+  private record(e: HostEntry, type: string, reason: string, now: number): void {
+    const state: HostState = e.state;
     const event: RelayEvent = { time: new Date(now).toISOString(), host: e.name, type, reason, state };
     this.log.info('host', { host: e.name, event: type, reason, state });
     this.eventLog.push(event);
@@ -374,8 +348,8 @@ export class RelayServer implements Relay {
   }
 
   hosts(): HostStatus[] {
-    const now = Date.now();
-    return [...this.byName.values()].map((e) => {
+    const now = this.clock();
+    return [...this.table.entries()].map((e) => {
       const drops: Record<string, number> = {};
       for (const [k, v] of e.drops) drops[k] = v;
       return {
@@ -399,139 +373,41 @@ export class RelayServer implements Relay {
 
   // ---- joining ----
 
-  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://relay');
-    } catch {
-      return refuseUpgrade(socket, 400, 'bad request URL');
-    }
-    if (url.pathname !== JOIN_PATH) return refuseUpgrade(socket, 404, `no WebSocket endpoint at ${url.pathname}; hosts join at ${JOIN_PATH}`);
-    if (this.closing) return refuseUpgrade(socket, 503, 'relay is closing');
-    const offered = req.headers['sec-websocket-protocol'];
-    if (typeof offered === 'string' && !offered.split(',').some((p) => p.trim() === SUBPROTOCOL)) {
-      return refuseUpgrade(socket, 400, `unsupported subprotocol; this relay speaks ${SUBPROTOCOL}`);
-    }
-    const claims = verifyToken(this.secret, bearer(req, url), Date.now());
-    if (isTokenError(claims)) {
-      this.count(`auth-${claims.code}`, null);
-      return refuseUpgrade(socket, 401, claims.message);
-    }
-    const name = claims.h;
-    if (name === ADMIN_HOST || !isDnsLabel(name)) {
-      this.count('auth-unknown-host', null);
-      return refuseUpgrade(socket, 403, `unknown host: ${name}`);
-    }
-    const entry = this.byName.get(name);
-    if (entry !== undefined && this.lifecycle.isRetired(entry, claims.n)) {
-      this.count('auth-superseded', entry);
-      return refuseUpgrade(socket, 403, `superseded instance of ${name}: this relay has started or admitted another`);
-    }
-    if ((entry === undefined || entry.session === null) && this.sessionCount >= this.limits.maxSessions) return refuseUpgrade(socket, 503, 'too many sessions');
-    // a new name gets its entry only once the upgrade has succeeded (a refused or broken
-    // upgrade must not use up the pool)
-    if (entry === undefined && !this.makeDynamicRoom(Date.now())) return refuseUpgrade(socket, 503, 'dynamic address pool is full');
-    const nonce = claims.n;
-    const ws = acceptUpgrade(req, socket, head, { protocol: SUBPROTOCOL, maxBinaryBytes: MAX_FRAME_BYTES, maxTextBytes: MAX_CONTROL_TEXT_BYTES });
-    if (isUpgradeRefusal(ws)) return refuseWebSocket(socket, ws.status, ws.message, ERROR_HEADER, ws.headers);
-    let target = this.byName.get(name);
-    if (target === undefined) {
-      const created = this.makeDynamicRoom(Date.now()) ? this.createDynamic(name) : 'dynamic address pool is full';
-      if (typeof created === 'string') {
-        // WebSocket close code 1013 (IANA registry, RFC 6455 section 11.7): try again later
-        ws.start({});
-        ws.close(1013, created);
-        return;
-      }
-      target = created;
-    }
-    this.onJoin(target, ws, nonce);
+  makeDynamicRoom(now: number): boolean {
+    return this.pool.makeRoom(now);
   }
 
-  /** Whether a new hand-joined host fits, forgetting the one gone longest if the pool is full. */
-  private makeDynamicRoom(now: number): boolean {
-    if (this.dynamicCount < this.limits.maxDynamicHosts) return true;
-    let oldest: HostEntry | null = null;
-    for (const e of this.byName.values()) {
-      if (this.isGoneDynamic(e) && (oldest === null || e.since < oldest.since)) oldest = e;
-    }
-    if (oldest === null) return false;
-    this.forgetDynamic(oldest, `the pool of hand-joined hosts is full; gone for ${Math.round(Math.max(0, now - oldest.since) / 1000)}s`);
-    return true;
+  createDynamic(name: string): HostEntry | string {
+    return this.pool.create(name, this.clock());
   }
 
-  /** A host joined by hand that has left for good (its reconnect window is over). */
-  private isGoneDynamic(e: HostEntry): boolean {
-    return e.spec === null && e.session === null && e.state === 'cold' && e.held.length === 0;
-  }
-
-  private forgetDynamic(e: HostEntry, reason: string): void {
-    this.byName.delete(e.name);
-    this.byAddress.delete(e.address);
-    this.routes.delete(e.address);
-    this.dynamicCount--;
-    for (const p of this.pingsInFlight) {
-      if (p.address === e.address) this.endPing(p, new Error(`host ${e.name} unreachable: ${reason}`));
-    }
-    const now = Date.now();
-    this.log.info('host', { host: e.name, event: 'forgotten', reason, address: e.addressText });
-    this.eventLog.push({ time: new Date(now).toISOString(), host: e.name, type: 'forgotten', reason, state: 'cold' });
-  }
-
-  private createDynamic(name: string): HostEntry | string {
-    if (this.dynamicCount >= this.limits.maxDynamicHosts) return 'dynamic address pool is full';
-    // the upper half of the network, searched round from the last address given out, so
-    // that the addresses of forgotten hosts are used again
-    const lo = this.net.base + Math.floor(this.net.size / 2) + 1;
-    const span = this.net.broadcast - lo;
-    let addr = -1;
-    for (let i = 0; i < span; i++) {
-      const a = lo + ((this.nextDynamic - lo + i) % span);
-      if (!this.byAddress.has(a) && isHostAddress(this.net, a)) {
-        addr = a;
-        break;
-      }
-    }
-    if (addr < 0) return 'dynamic address pool is full';
-    this.nextDynamic = addr + 1;
-    this.dynamicCount++;
-    const now = Date.now();
-    const e = new HostEntry(name, addr, formatAddress(addr), null, this.newBucket(now), now);
-    this.addEntry(e);
-    return e;
-  }
-
-  private onJoin(entry: HostEntry, ws: WebSocketConnection, nonce: string): void {
-    const now = Date.now();
+  onJoin(entry: HostEntry, ws: WebSocketConnection, nonce: string): void {
+    const now = this.clock();
     const session = new RelaySession(randomBytes(8).toString('hex'), entry.name, ws, this.limits.queueBytes, now, nonce);
-    const old = entry.session;
-    const kind = old !== null ? 'replaced' : entry.state === 'running' && entry.deadline > 0 ? 'reconnect' : 'new';
+    const kind = entry.session !== null ? 'replaced' : entry.state === 'running' && entry.deadline > 0 ? 'reconnect' : 'new';
+    const old = this.table.attach(entry, session);
     if (old !== null) old.close(4000, 'replaced by a new session');
-    entry.session = session;
     this.sessionCount++;
     ws.start({
       binary: (views, length) => {
         if (entry.session !== session) return;
         this.framesIn++;
-        this.guard(entry, () => this.routeFrame(entry, views, length));
+        this.guard(entry, () => this.router.routeFrame(entry, views, length, this.clock()));
       },
       text: (text) => {
         if (entry.session === session) this.guard(entry, () => this.onControl(entry, text));
       },
       pong: () => {
-        session.lastPongAt = Date.now();
+        session.lastPongAt = this.clock();
       },
       close: (code, reason) => {
         this.sessionCount--;
         session.onClosed();
         this.framesOutClosed += session.framesOut;
         if (ws.counters.protocolErrors > 0) this.count('websocket-protocol-error', entry);
-        if (entry.session !== session) return;
-        entry.session = null;
-        this.routes.delete(entry.address);
+        if (!this.table.detach(entry, session)) return;
         const why = `session closed (${code}${reason.length > 0 ? ` ${singleLine(reason)}` : ''})`;
-        this.lifecycle.onSessionClosed(entry, why, Date.now());
+        this.lifecycle.onSessionClosed(entry, why, this.clock());
       },
     });
     session.sendControl({
@@ -549,7 +425,6 @@ export class RelayServer implements Relay {
       session: session.id,
     });
     this.lifecycle.onJoin(entry, kind, nonce, now);
-    if (entry.session === session && entry.state !== 'draining') this.routes.set(entry.address, entry);
   }
 
   /** A bug must not take the relay down with every session on it. */
@@ -568,13 +443,13 @@ export class RelayServer implements Relay {
       this.count('control-malformed', entry);
       return;
     }
-    const now = Date.now();
+    const now = this.clock();
     switch (msg.type) {
       case 'activity':
         this.lifecycle.onActivity(entry, msg.established, msg.listening, msg.idleMs, now);
         break;
       case 'released':
-        this.lifecycle.onReleased(entry, msg.reason.slice(0, 200), now);
+        this.lifecycle.onReleased(entry, msg.reason.slice(0, 200), msg.startFailed === true, now);
         break;
       case 'error':
         this.log.warn('host error', { host: entry.name, code: msg.code, message: msg.message });
@@ -585,254 +460,34 @@ export class RelayServer implements Relay {
     }
   }
 
-  // ---- the data path ----
-
-  /**
-   * A binary frame from a host: whole IPv4 packets back to back. Consecutive packets for
-   * the same connected destination go out as one frame (the whole frame, untouched, when
-   * all go to one place).
-   */
+  /** A binary frame from a host in one buffer (tests and tools that hold a whole frame). */
   onFrame(src: HostEntry, frame: Uint8Array): void {
-    this.routeFrame(src, [frame], frame.length);
-  }
-
-  /** A binary frame given as views of the reads it came in (`length` bytes in all). */
-  private routeFrame(src: HostEntry, views: readonly Uint8Array[], length: number): void {
-    const now = Date.now();
-    src.bucket.refill(now);
-    src.lastTrafficAt = now;
-    const w = new PacketWalker(views, length);
-    let runStart = 0;
-    let runDest: HostEntry | null = null;
-    let runPackets = 0;
-    while (!w.done) {
-      const off = w.pos;
-      const len = w.check();
-      if (len < 0) {
-        this.count(MALFORMED_REASONS[-len], src);
-        break;
-      }
-      src.packetsOut++;
-      src.bytesOut += len;
-      let forwarded = false;
-      if (w.src !== src.address) {
-        this.count('spoofed-source', src);
-      } else if (!src.bucket.take(len)) {
-        this.count('rate-limited', src);
-      } else {
-        const dst = w.dst;
-        const dest = this.routes.get(dst);
-        if (dest !== undefined) {
-          if (runDest !== dest) {
-            if (runDest !== null) this.sendRun(runDest, w.slice(runStart, off), off - runStart, now, runPackets);
-            runDest = dest;
-            runStart = off;
-            runPackets = 0;
-          }
-          runPackets++;
-          forwarded = true;
-        } else {
-          if (runDest !== null) this.sendRun(runDest, w.slice(runStart, off), off - runStart, now, runPackets);
-          runDest = null;
-          this.slowPath(src, w.bytes(off, off + len), dst, now);
-        }
-      }
-      if (!forwarded && runDest !== null) {
-        this.sendRun(runDest, w.slice(runStart, off), off - runStart, now, runPackets);
-        runDest = null;
-      }
-      w.skip(len);
-    }
-    if (runDest !== null) this.sendRun(runDest, w.slice(runStart, w.pos), w.pos - runStart, now, runPackets);
-  }
-
-  private sendRun(dest: HostEntry, views: readonly Uint8Array[], bytes: number, now: number, packets = 1): void {
-    if (bytes === 0) return;
-    const s = dest.session;
-    if (s === null || !s.sendFrame(views, bytes)) {
-      this.count('queue-full', dest, packets);
-      return;
-    }
-    dest.bytesIn += bytes;
-    dest.packetsIn += packets;
-    dest.lastTrafficAt = now;
-  }
-
-  /** One packet in one buffer (gateway answers, held packets, a packet the slow path keeps). */
-  private sendOne(dest: HostEntry, packet: Uint8Array, now: number): void {
-    this.sendRun(dest, [packet], packet.length, now);
-  }
-
-  /** A packet whose destination has no session: the gateway, a host to start, or nowhere. */
-  private slowPath(src: HostEntry | null, packet: Uint8Array, dst: number, now: number): void {
-    if (dst === this.net.gateway) {
-      this.gw.handle(packet);
-      return;
-    }
-    const entry = this.byAddress.get(dst);
-    if (entry === undefined) {
-      this.count('no-route', src);
-      this.unreachable(packet);
-      return;
-    }
-    this.holdOrStart(entry, packet, now);
-  }
-
-  private holdOrStart(entry: HostEntry, packet: Uint8Array, now: number): void {
-    if (entry.session !== null) {
-      if (entry.state !== 'draining' || !isTcpSynOnly(packet)) {
-        this.sendOne(entry, packet, now);
-        return;
-      }
-      // a new connection to a draining host waits for its next start
-      if (this.hold(entry, packet)) this.lifecycle.signal(entry, describePacket(packet), now);
-      return;
-    }
-    if (!this.lifecycle.canHold(entry, now)) {
-      this.count(entry.spec === null ? 'host-down' : 'start-failed', entry);
-      this.unreachable(packet);
-      return;
-    }
-    const signal = isAllocationSignal(packet);
-    if (entry.spec !== null && !signal && !this.lifecycle.holdsStale(entry, now)) {
-      // no instance has the connection it belongs to, and a fresh one would only answer
-      // RST: not a reason to start one. A router with no host for it says unreachable.
-      this.count('stale-packet', entry);
-      this.unreachable(packet);
-      return;
-    }
-    this.hold(entry, packet);
-    if (signal && entry.spec !== null && entry.state !== 'starting' && entry.state !== 'running') {
-      this.lifecycle.signal(entry, describePacket(packet), now);
-    }
-  }
-
-  /** Keep a copy (the frame it came in may be large) within the host's held bounds. */
-  private hold(entry: HostEntry, packet: Uint8Array): boolean {
-    if (entry.held.length >= this.limits.heldPackets || entry.heldBytes + packet.length > this.limits.heldBytes) {
-      this.count('held-overflow', entry);
-      return false;
-    }
-    entry.held.push(new Uint8Array(packet));
-    entry.heldBytes += packet.length;
-    return true;
-  }
-
-  private flushHeld(entry: HostEntry): void {
-    const held = entry.held;
-    entry.held = [];
-    entry.heldBytes = 0;
-    const now = Date.now();
-    for (const p of held) this.sendOne(entry, p, now);
-  }
-
-  private rejectHeld(entry: HostEntry, reason: string): void {
-    const held = entry.held;
-    entry.held = [];
-    entry.heldBytes = 0;
-    if (held.length > 0) this.count(reason, entry, held.length);
-    for (const p of held) this.unreachable(p);
-    if (reason === 'start-failed' || reason === 'host-down') {
-      for (const p of this.pingsInFlight) {
-        if (p.address === entry.address) this.endPing(p, new Error(`host ${entry.name} unreachable: ${entry.lastReason}`));
-      }
-    }
-  }
-
-  /** ICMP host unreachable from the gateway to the packet's sender. */
-  private unreachable(packet: Uint8Array): void {
-    const reply = this.gw.unreachable(packet, ICMP_UNREACH_HOST);
-    if (reply !== null) this.fromGateway(reply);
-  }
-
-  /** A packet the gateway originates: to a connected host now, or through the lifecycle. */
-  private fromGateway(packet: Uint8Array): void {
-    const dst = readDst(packet, 0);
-    if (dst === this.net.gateway) return;
-    const entry = this.byAddress.get(dst);
-    if (entry === undefined) return;
-    const now = Date.now();
-    if (entry.session !== null) this.sendOne(entry, packet, now);
-    else if (packet[9] === 1 && packet[20] === 8) this.holdOrStart(entry, packet, now);
-    // other gateway answers (DNS, unreachable) to a host without a session are dropped
+    this.router.routeFrame(src, [frame], frame.length, this.clock());
   }
 
   // ---- ping ----
 
   ping(target: string, timeoutMs = 30_000): Promise<{ address: string; rttMs: number }> {
-    const byAddr = parseAddress(target);
-    const entry = byAddr !== null ? this.byAddress.get(byAddr) : this.byName.get(target.endsWith(`.${this.domain}`) ? target.slice(0, -this.domain.length - 1) : target);
-    if (entry === undefined) return Promise.reject(new Error(`unknown host: ${target}`));
-    if (this.pingsInFlight.size >= this.limits.maxPendingPings) return Promise.reject(new Error('too many pings in flight'));
-    if (this.closing) return Promise.reject(new Error('relay is closing'));
-    return new Promise((resolve, reject) => {
-      const p: PendingPing = {
-        address: entry.address,
-        name: entry.name,
-        sent: new Map(),
-        resolve,
-        reject,
-        timer: setTimeout(() => this.endPing(p, new Error(`ping ${target}: no reply within ${timeoutMs}ms`)), timeoutMs),
-        // a request may be lost (e.g. while the host starts): send another each second
-        resend: setInterval(() => this.sendPing(p), PING_RESEND_MS),
-      };
-      this.pingsInFlight.add(p);
-      this.sendPing(p);
-    });
+    return this.pinger.ping(target, timeoutMs);
   }
 
-  private sendPing(p: PendingPing): void {
-    // a host the relay can neither reach nor start: say so now rather than at the timeout
-    const entry = this.byAddress.get(p.address);
-    const now = Date.now();
-    if (entry === undefined) return this.endPing(p, new Error(`host ${p.name} unreachable: forgotten by the relay`));
-    if (entry.session === null && !this.lifecycle.canHold(entry, now)) {
-      const why =
-        entry.spec === null
-          ? `joined by hand and not connected (${entry.lastReason})`
-          : entry.state === 'failed'
-            ? `${entry.lastReason}; next start attempt in ${formatDuration(Math.max(1, Math.ceil((entry.retryAt - now) / 1000)) * 1000)}`
-            : entry.lastReason;
-      return this.endPing(p, new Error(`host ${entry.name} unreachable: ${why}`));
-    }
-    const seq = this.nextPingSeq;
-    this.nextPingSeq = (this.nextPingSeq % 0xffff) + 1;
-    p.sent.set(seq, performance.now());
-    this.pings.set(seq, p);
-    const req = buildIcmpEchoRequest({ src: this.net.gateway, dst: p.address, identifier: this.pingId, sequence: seq, payload: PING_PAYLOAD });
-    this.fromGateway(req);
+  /** Why a ping cannot reach the host now: it has no session and the relay cannot hold for it. */
+  private unreachableWhy(entry: HostEntry, now: number): string | null {
+    if (entry.session !== null || this.lifecycle.canHold(entry, now)) return null;
+    if (entry.spec === null) return `joined by hand and not connected (${entry.lastReason})`;
+    if (entry.state === 'failed') return `${entry.lastReason}; next start attempt in ${formatDuration(Math.max(1, Math.ceil((entry.retryAt - now) / 1000)) * 1000)}`;
+    return entry.lastReason;
   }
 
-  private endPing(p: PendingPing, error: Error | null, rttMs = 0): void {
-    if (!this.pingsInFlight.delete(p)) return;
-    clearTimeout(p.timer);
-    clearInterval(p.resend);
-    for (const seq of p.sent.keys()) this.pings.delete(seq);
-    if (error !== null) p.reject(error);
-    else p.resolve({ address: formatAddress(p.address), rttMs });
-  }
-
-  private onEchoReply(from: number, id: number, seq: number): void {
-    if (id !== this.pingId) return;
-    const p = this.pings.get(seq);
-    const sentAt = p?.sent.get(seq);
-    if (p === undefined || sentAt === undefined || p.address !== from) return;
-    this.endPing(p, null, performance.now() - sentAt);
-  }
-
-  // ---- timers ----
+  // ---- the ticker: the relay's one timer ----
 
   private tick(): void {
-    const now = Date.now();
-    this.lifecycle.tick(this.byName.values(), now);
-    if (this.dynamicCount > 0) {
-      for (const e of this.byName.values()) {
-        if (this.isGoneDynamic(e) && now - e.since >= this.limits.dynamicForgetMs) this.forgetDynamic(e, `gone for ${Math.round((now - e.since) / 1000)}s`);
-      }
-    }
+    const now = this.clock();
+    this.lifecycle.tick(this.table.entries(), now);
+    this.pool.sweep(now);
     if (now - this.lastPingRound >= this.limits.pingIntervalMs) {
       this.lastPingRound = now;
-      for (const e of this.routes.values()) {
+      for (const e of this.table.routed()) {
         const s = e.session;
         if (s === null) continue;
         if (now - s.lastPongAt > 2 * this.limits.pingIntervalMs + this.limits.tickMs) {
@@ -850,16 +505,18 @@ export class RelayServer implements Relay {
     this.closing = true;
     if (this.ticker !== null) clearInterval(this.ticker);
     this.ticker = null;
-    for (const p of [...this.pingsInFlight]) this.endPing(p, new Error('relay closed'));
+    this.pinger.closeAll('relay closed');
     const closed: Promise<void>[] = [];
-    for (const e of this.byName.values()) {
+    for (const e of this.table.entries()) {
       const s = e.session;
       if (s !== null) {
         closed.push(s.whenClosed);
         s.close(1001, 'relay closing', 500);
       }
     }
-    await this.lifecycle.stopAll(this.byName.values());
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.lifecycle.stopAll(this.table.entries()), new Promise((r) => (timer = setTimeout(r, STOP_ALL_TIMEOUT_MS)))]);
+    clearTimeout(timer);
     await Promise.all(closed);
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));

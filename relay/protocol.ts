@@ -75,6 +75,12 @@ export interface ActivityMessage {
 export interface ReleasedMessage {
   type: 'released';
   reason: string;
+  /**
+   * The app failed at start (it threw, or its promise rejected) before the host carried any
+   * traffic: the relay treats it as a failed start (state `failed`, retried with backoff),
+   * like an app that cannot load. Absent means false.
+   */
+  startFailed?: boolean;
 }
 
 /** relay -> host: close listeners, give open connections graceMs to finish, then end. */
@@ -198,7 +204,9 @@ export function decodeControl(text: string): ControlMessage | UnknownControlMess
     case 'released': {
       const reason = str(v, 'reason');
       if (isProtocolError(reason)) return reason;
-      return { type, reason };
+      const startFailed = v.startFailed;
+      if (startFailed !== undefined && typeof startFailed !== 'boolean') return perr('startFailed', 'startFailed must be a boolean');
+      return startFailed === true ? { type, reason, startFailed } : { type, reason };
     }
     case 'drain': {
       const reason = str(v, 'reason');

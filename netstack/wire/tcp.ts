@@ -2,8 +2,8 @@
 // records; parse/emit (added below by the wire layer) are the only bridge to bytes.
 
 import { gatherSum, internetChecksum, onesComplementSum, pseudoHeaderSum } from './checksum.js';
-import { wireError, type WireError } from './error.js';
-import { IPV4_FLAG_DF, IPV4_HEADER_LENGTH, PROTO_TCP, emitIpv4Header, readUint32, writeUint32 } from './ipv4.js';
+import { isWireError, wireError, type WireError } from './error.js';
+import { IPV4_FLAG_DF, IPV4_FLAG_MF, IPV4_HEADER_LENGTH, PROTO_TCP, emitIpv4Header, parseIpv4, readUint32, writeUint32 } from './ipv4.js';
 
 /** TCP header flags (RFC 9293 section 3.1). */
 export const FIN = 0x01;
@@ -324,6 +324,48 @@ export function buildTcpPacket(ip: TcpPacketIp, seg: TcpSegment | TcpSegmentOut)
     0,
   );
   return out;
+}
+
+const NO_PAYLOAD = new Uint8Array(0);
+
+/**
+ * RFC 9293 section 3.10.7.1: the reset a host sends for a segment that belongs to no
+ * connection it has. If the segment has ACK: <SEQ=SEG.ACK><CTL=RST>; otherwise
+ * <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>, SYN and FIN counting in SEG.LEN.
+ * null for a RST (never answered).
+ */
+export function tcpResetFor(seg: TcpSegment): TcpSegmentOut | null {
+  if ((seg.flags & RST) !== 0) return null;
+  const hasAck = (seg.flags & ACK) !== 0;
+  const segLen = seg.payload.length + ((seg.flags & SYN) !== 0 ? 1 : 0) + ((seg.flags & FIN) !== 0 ? 1 : 0);
+  return {
+    srcPort: seg.dstPort,
+    dstPort: seg.srcPort,
+    seq: hasAck ? seg.ack >>> 0 : 0,
+    ack: hasAck ? 0 : (seg.seq + segLen) >>> 0,
+    flags: hasAck ? RST : RST | ACK,
+    window: 0,
+    urgent: 0,
+    options: {},
+    payload: NO_PAYLOAD,
+    payloadLength: 0,
+  };
+}
+
+/**
+ * The whole IPv4 packet answering `packet` (IPv4 carrying TCP) with tcpResetFor, from its
+ * destination to its source. null when no reset is due: a RST, a fragment, or bytes that
+ * do not parse (header or TCP checksum wrong: RFC 9293 section 3.10.7.1 answers only
+ * segments that arrived intact).
+ */
+export function buildTcpResetFor(packet: Uint8Array, ttl = 64): Uint8Array | null {
+  const ip = parseIpv4(packet);
+  if (isWireError(ip) || ip.protocol !== PROTO_TCP) return null;
+  if (ip.fragmentOffset !== 0 || (ip.flags & IPV4_FLAG_MF) !== 0) return null;
+  const seg = parseTcp(ip.payload, ip.src, ip.dst);
+  if (isWireError(seg)) return null;
+  const rst = tcpResetFor(seg);
+  return rst === null ? null : buildTcpPacket({ src: ip.dst, dst: ip.src, ttl }, rst);
 }
 
 /** Flags as a short string for logs and test messages, e.g. 'SYN|ACK'. */

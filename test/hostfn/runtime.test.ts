@@ -188,6 +188,32 @@ describe('hostfn/runtime', () => {
     assert.match(exit.reason, /boom/);
   });
 
+  it('an app that throws at start, before any traffic, tells the relay its start failed', async () => {
+    const run = app(`export default () => { throw new Error('boom at start'); };`);
+    const exit = await runtime(run).run();
+    assert.equal(exit.code, 1);
+    await until(() => relay.messages.some((m) => m.type === 'released'), 'released');
+    const released = relay.messages.find((m) => m.type === 'released')!;
+    assert.equal(released.startFailed, true);
+    assert.match(String(released.reason), /boom at start/);
+  });
+
+  it('an app that fails after it carried traffic is released as an ordinary exit, not a failed start', async () => {
+    const run = app(`export default (ctx) => new Promise((_, reject) => setTimeout(() => reject(new Error('late')), 80));`);
+    const rt = runtime(run);
+    const done = rt.run();
+    await until(() => relay.messages.some((m) => m.type === 'activity'), 'first activity');
+    stack.stats.established = 1;
+    stack.stats.bytesIn = 10;
+    await until(() => relay.messages.some((m) => m.type === 'activity' && m.established === 1), 'activity with a connection');
+    stack.stats.established = 0;
+    const exit = await done;
+    assert.equal(exit.code, 1);
+    const released = relay.messages.find((m) => m.type === 'released')!;
+    assert.match(String(released.reason), /late/);
+    assert.equal(released.startFailed, undefined);
+  });
+
   it('a module without a default export ends with code 1', async () => {
     const run = app(`export const x = 1;`);
     const exit = await runtime(run).run();

@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
   ACK,
+  FIN,
+  RST,
+  buildTcpResetFor,
   DNS_RCODE_NXDOMAIN,
   DNS_RCODE_SERVFAIL,
   DNS_TYPE_A,
@@ -364,6 +367,39 @@ describe('wire', () => {
     function segment(over: Partial<TcpSegmentOut> = {}): TcpSegmentOut {
       return { srcPort: 1234, dstPort: 80, seq: 0xfffffff0, ack: 42, flags: SYN | ACK, window: 65535, urgent: 0, options: {}, payload: new Uint8Array(0), payloadLength: 0, ...over };
     }
+
+    it('buildTcpResetFor answers per RFC 9293 section 3.10.7.1, from the destination to the source', () => {
+      const parseReset = (pkt: Uint8Array | null) => {
+        assert.ok(pkt !== null);
+        const ip = parseIpv4(pkt);
+        assert.ok(!isWireError(ip));
+        assert.equal(ip.src, B);
+        assert.equal(ip.dst, A);
+        const seg = parseTcp(ip.payload, ip.src, ip.dst);
+        assert.ok(!isWireError(seg));
+        assert.equal(seg.srcPort, 80);
+        assert.equal(seg.dstPort, 1234);
+        assert.equal(seg.payload.length, 0);
+        return seg;
+      };
+      // with ACK: <SEQ=SEG.ACK><CTL=RST>
+      const withAck = parseReset(buildTcpResetFor(buildTcpPacket({ src: A, dst: B }, segment({ flags: ACK | PSH, seq: 7, ack: 0xabcdef01, payload: new Uint8Array(10), payloadLength: 10 }))));
+      assert.equal(withAck.flags, RST);
+      assert.equal(withAck.seq, 0xabcdef01);
+      assert.equal(withAck.ack, 0);
+      // without ACK: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>, SYN and FIN count, mod 2^32
+      const synFin = parseReset(buildTcpResetFor(buildTcpPacket({ src: A, dst: B }, segment({ flags: SYN | FIN, seq: 0xfffffff0, payload: new Uint8Array(20), payloadLength: 20 }))));
+      assert.equal(synFin.flags, RST | ACK);
+      assert.equal(synFin.seq, 0);
+      assert.equal(synFin.ack, (0xfffffff0 + 22) >>> 0);
+      // no answer to a RST, a fragment, a bad checksum or a truncated segment
+      assert.equal(buildTcpResetFor(buildTcpPacket({ src: A, dst: B }, segment({ flags: RST | ACK }))), null);
+      assert.equal(buildTcpResetFor(buildTcpPacket({ src: A, dst: B, flags: IPV4_FLAG_MF }, segment({ flags: ACK }))), null);
+      const corrupt = buildTcpPacket({ src: A, dst: B }, segment({ flags: ACK }));
+      corrupt[corrupt.length - 4] ^= 0xff;
+      assert.equal(buildTcpResetFor(corrupt), null);
+      assert.equal(buildTcpResetFor(buildTcpPacket({ src: A, dst: B }, segment({ flags: ACK })).subarray(0, 30)), null);
+    });
 
     it('round-trips every option together and alone', () => {
       const cases = [

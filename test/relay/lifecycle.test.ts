@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { buildIcmpEchoRequest, buildIcmpUnreachable, parseIcmp, parseIcmpQuote, ICMP_DEST_UNREACHABLE, ICMP_UNREACH_HOST } from '../../netstack/wire/icmp.js';
-import { parseIpv4, ipv4ToString, PROTO_ICMP } from '../../netstack/wire/ipv4.js';
+import { parseIpv4, ipv4ToString, PROTO_ICMP, PROTO_TCP } from '../../netstack/wire/ipv4.js';
+import { ACK, RST, parseTcp, tcpFlagsToString } from '../../netstack/wire/tcp.js';
 import { buildUdpPacket } from '../../netstack/wire/udp.js';
 import { buildDnsQuery } from '../../netstack/wire/dns.js';
 import { isWireError } from '../../netstack/wire/error.js';
@@ -12,7 +13,7 @@ import { isManifestError, parseManifest } from '../../relay/manifest.js';
 import type { Launch } from '../../relay/protocol.js';
 import type { HostInstance, Provider } from '../../relay/provider.js';
 import { joinRefused, joinRelay, waitFor, type TestHost } from '../support/relay-client.js';
-import { addr, rawPacket, tcpPacket } from '../support/relay-packets.js';
+import { addr, rawPacket, tcpPacket, tcpSegment } from '../support/relay-packets.js';
 
 const SECRET = 'lifecycle-test-secret';
 
@@ -133,6 +134,21 @@ function state(relay: Relay, name: string): string | undefined {
 
 function eventText(relay: Relay, name: string): string[] {
   return relay.events().filter((e) => e.host === name).map((e) => `${e.type}: ${e.reason}`);
+}
+
+/** The next TCP segment the client gets is a RST from `from`:`fromPort` with these numbers. */
+async function expectReset(client: TestHost, from: string, fromPort: number, seq: number, ack: number, flags: number): Promise<void> {
+  const p = parseIpv4(await client.nextPacket((x) => x[9] === PROTO_TCP));
+  assert.ok(!isWireError(p));
+  assert.equal(ipv4ToString(p.src), from);
+  assert.equal(ipv4ToString(p.dst), client.address);
+  const seg = parseTcp(p.payload, p.src, p.dst);
+  assert.ok(!isWireError(seg), 'checksum and header of the RST');
+  assert.equal(seg.srcPort, fromPort);
+  assert.equal(tcpFlagsToString(seg.flags), tcpFlagsToString(flags));
+  assert.equal(seg.seq, seq);
+  assert.equal(seg.ack, ack);
+  assert.equal(seg.payload.length, 0);
 }
 
 async function expectUnreachable(client: TestHost, dst: string, dstPort: number): Promise<void> {
@@ -461,19 +477,24 @@ describe('relay lifecycle across a relay restart', function () {
     });
   });
 
-  it('after the reconnect window, answers stale segments for a cold host with ICMP host unreachable and counts them, without a start', async () => {
+  it('after the reconnect window, answers stale segments for a cold host with RST (RFC 9293 section 3.10.7.1) and counts them, without a start', async () => {
     await withLifecycle({ reconnectHoldMs: 150 }, async (relay, provider, client) => {
-      // held during the window, refused at its end
-      client.send(tcpPacket(client.address, '10.77.0.10', 40112, 9000, 0x10));
-      await expectUnreachable(client, '10.77.0.10', 9000);
+      // held during the window, refused at its end: the segment has ACK, so <SEQ=SEG.ACK><CTL=RST>
+      client.send(tcpSegment(client.address, '10.77.0.10', 40112, 9000, ACK, new Uint8Array(0), 1000, 777_000));
+      await expectReset(client, '10.77.0.10', 9000, 777_000, 0, RST);
       assert.equal(relay.counters()['hosts.web.stale-packet'], 1);
-      // after it, refused at once; an ICMP error gets no answer (RFC 1122 section 3.2.2)
-      client.send(tcpPacket(client.address, '10.77.0.10', 40113, 9001, 0x12));
-      await expectUnreachable(client, '10.77.0.10', 9001);
+      assert.equal(relay.counters()['hosts.web.stale-rst'], 1);
+      // after it, refused at once: a FIN with data and no ACK gets <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+      client.send(tcpSegment(client.address, '10.77.0.10', 40113, 9001, 0x01, new Uint8Array(5), 0xfffffffe));
+      await expectReset(client, '10.77.0.10', 9001, 0, 4, RST | ACK); // (0xfffffffe + 5 + FIN) mod 2^32
+      // a RST and an ICMP error get no answer (RFC 9293 section 3.10.7.1, RFC 1122 section 3.2.2)
+      client.send(tcpSegment(client.address, '10.77.0.10', 40114, 9001, RST | ACK));
       client.send(buildIcmpUnreachable(tcpPacket('10.77.0.10', client.address, 9000, 40112, 0x10), 3, addr(client.address)));
       await barrier(client, 2);
-      assert.equal(relay.counters()['hosts.web.stale-packet'], 3);
+      assert.equal(relay.counters()['hosts.web.stale-packet'], 4);
+      assert.equal(relay.counters()['hosts.web.stale-rst'], 2);
       assert.equal(client.packets.filter((p) => p[9] === PROTO_ICMP).length, 0);
+      assert.equal(client.packets.filter((p) => p[9] === PROTO_TCP).length, 0);
       assert.equal(state(relay, 'web'), 'cold');
       assert.equal(provider.launches.length, 0);
       // a SYN is an allocation signal
@@ -495,8 +516,8 @@ describe('relay lifecycle across a relay restart', function () {
       web.ws.removeAllListeners('close');
       web.ws.terminate();
       await waitFor(() => eventText(relay, 'web').some((e) => e.startsWith('disconnected')), 'disconnected');
-      client.send(tcpPacket(client.address, '10.77.0.10', 40112, 8080, 0x10));
-      await expectUnreachable(client, '10.77.0.10', 8080);
+      client.send(tcpSegment(client.address, '10.77.0.10', 40112, 8080, ACK, new Uint8Array(0), 5, 9));
+      await expectReset(client, '10.77.0.10', 8080, 9, 0, RST);
       assert.equal(state(relay, 'web'), 'cold');
       assert.equal(relay.counters()['hosts.web.stale-packet'], 1);
       assert.equal(provider.launches.length, 1);

@@ -6,6 +6,7 @@ describe('relay protocol codec', () => {
     const msgs: ControlMessage[] = [
       { type: 'activity', established: 2, listening: 1, bytesIn: 10, bytesOut: 20, idleMs: 5 },
       { type: 'released', reason: 'app exited with code 0' },
+      { type: 'released', reason: 'app threw: boom', startFailed: true },
       { type: 'drain', reason: 'idle 30s', graceMs: 5000 },
       { type: 'error', code: 'E', message: 'm' },
       {
@@ -19,6 +20,8 @@ describe('relay protocol codec', () => {
   it('passes unknown types through as unknown and drops extra fields', () => {
     assert.deepEqual(decodeControl('{"type":"hello","x":1}'), { type: 'unknown', original: 'hello' });
     assert.deepEqual(decodeControl('{"type":"released","reason":"r","extra":true}'), { type: 'released', reason: 'r' });
+    // startFailed false is the same as absent
+    assert.deepEqual(decodeControl('{"type":"released","reason":"r","startFailed":false}'), { type: 'released', reason: 'r' });
   });
 
   it('returns errors naming the field for malformed messages', () => {
@@ -30,6 +33,7 @@ describe('relay protocol codec', () => {
       ['{"type":"activity","established":1,"listening":"2","bytesIn":0,"bytesOut":0,"idleMs":0}', 'listening'],
       ['{"type":"drain","reason":"x"}', 'graceMs'],
       ['{"type":"released"}', 'reason'],
+      ['{"type":"released","reason":"r","startFailed":"yes"}', 'startFailed'],
     ];
     for (const [text, field] of cases) {
       const r = decodeControl(text);

@@ -3,6 +3,9 @@
 // stdout and takes JSON-line commands on stdin ({"id": n, "cmd": ...}); stdin EOF ends it.
 //
 //   relay <mtu>           the real relay on 127.0.0.1:<free port>; reports url and tokens
+//   relay-app <manifest>  the real relay for a manifest, its hosts started by the local
+//                         provider (child processes); reports url, a token for `laptop`,
+//                         and each lifecycle event as {event}
 //   host <url> <token> [tcp]  a host running netstack on a RelayLink (commands below);
 //                         tcp: JSON TcpConfig overrides
 //   kernel                the same commands on the kernel's own sockets
@@ -20,7 +23,8 @@ import type { Duplex } from 'node:stream';
 import { silentLogger } from '../../hostfn/log.js';
 import { RelayLink, isRelayLinkError } from '../../transport/relay-link.js';
 import { Stack } from '../../netstack/stack.js';
-import { startRelay } from '../../relay/index.js';
+import { LocalProvider } from '../../hostfn/local-provider.js';
+import { isManifestError, loadManifest, startRelay } from '../../relay/index.js';
 import { silentLogger as relaySilentLogger } from '../../relay/log.js';
 import { writeData } from './interop-data.js';
 
@@ -285,6 +289,30 @@ async function relayMode(mtu: number): Promise<void> {
   });
 }
 
+async function relayAppMode(manifestPath: string): Promise<void> {
+  const manifest = await loadManifest(manifestPath);
+  if (isManifestError(manifest)) throw new Error(`manifest: ${manifest.message}`);
+  const provider = new LocalProvider({ logger: silentLogger, output: () => {} });
+  // a short reconnect window: segments for a cold host are held only that long after the start
+  const relay = await startRelay({
+    manifest,
+    listen: { host: '127.0.0.1', port: 0 },
+    secret: 'interop-relay-app',
+    providers: { local: provider },
+    limits: { reconnectHoldMs: 500 },
+    logger: relaySilentLogger,
+  });
+  relay.onEvent((event) => report({ event }));
+  report({ ready: true, url: relay.url, gateway: relay.gateway, tokens: { laptop: relay.mintToken('laptop') } });
+  process.stdin.resume();
+  process.stdin.on('end', () => {
+    void relay
+      .close()
+      .then(() => provider.close())
+      .then(() => process.exit(0));
+  });
+}
+
 /** tcpJson: TcpConfig overrides for the host's stack, e.g. {"receiveBufferSize":4194304}. */
 async function hostMode(url: string, token: string, tcpJson: string | undefined): Promise<void> {
   const link = await RelayLink.connect({ url, token, logger: silentLogger });
@@ -321,6 +349,8 @@ const [mode, ...rest] = process.argv.slice(2);
 const run =
   mode === 'relay'
     ? relayMode(Number(rest[0] ?? 65535))
+    : mode === 'relay-app'
+      ? relayAppMode(rest[0]!)
     : mode === 'host'
       ? hostMode(rest[0]!, rest[1]!, rest[2])
       : mode === 'kernel'

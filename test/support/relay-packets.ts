@@ -1,6 +1,7 @@
 // Hand-built IPv4 packets for the relay tests (on top of the netstack wire builders).
 
 import { buildIpv4Packet, PROTO_TCP, parseIpv4Address } from '../../netstack/wire/ipv4.js';
+import { buildTcpPacket } from '../../netstack/wire/tcp.js';
 
 export function addr(s: string): number {
   const n = parseIpv4Address(s);
@@ -21,6 +22,17 @@ export function tcpPacket(src: string, dst: string, srcPort: number, dstPort: nu
   seg[15] = 0xff;
   seg.set(payload, 20);
   return buildIpv4Packet({ src: addr(src), dst: addr(dst), protocol: PROTO_TCP }, seg);
+}
+
+/**
+ * A TCP segment with sequence numbers and right checksums (what a real peer sends; the
+ * relay answers only intact segments with RST).
+ */
+export function tcpSegment(src: string, dst: string, srcPort: number, dstPort: number, flags: number, payload = new Uint8Array(0), seq = 0, ack = 0): Uint8Array {
+  return buildTcpPacket(
+    { src: addr(src), dst: addr(dst) },
+    { srcPort, dstPort, seq, ack, flags, window: 0xffff, urgent: 0, options: {}, payload },
+  );
 }
 
 /** A raw IPv4 packet of the given protocol and payload size (filled with `fill`). */

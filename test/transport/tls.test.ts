@@ -10,6 +10,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { startRelay, parseLaunch, parseManifest, isManifestError, isProtocolError, type Launch, type Provider, type Relay } from '../../relay/index.js';
 import { silentLogger } from '../../relay/log.js';
+import { skipOrFail } from '../support/require-all.js';
 import { certSha256 } from '../../transport/dial.js';
 import { RelayLink, isRelayLinkError } from '../../transport/relay-link.js';
 
@@ -49,10 +50,7 @@ function makeCerts(): Certs {
 describe('transport over TLS (wss://)', function () {
   let certs: Certs;
   before(function () {
-    if (!hasOpenssl()) {
-      if (process.env.IMACH_REQUIRE_ALL === '1') throw new Error('openssl is missing and IMACH_REQUIRE_ALL=1');
-      this.skip();
-    }
+    if (!hasOpenssl()) skipOrFail(this, 'openssl is missing (Debian package openssl): the tests make their certificates with it');
     certs = makeCerts();
   });
   after(() => {
