@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetNs } from '../support/join-netns.js';
 import { Agent, interopBlocker, startJoin, type LineProcess } from '../support/interop-netns.js';
+import { skipOrFail } from '../support/require-all.js';
 
 // An HTTP upload sink whose process exits (as a crash would) after 256 KiB of the body.
 const CRASHER = `export default ({ net }) => {
@@ -40,12 +41,7 @@ describe('interop: the kernel gets a RST from a host whose app died', function (
 
   before(async function () {
     const blocker = await interopBlocker(['curl']);
-    if (blocker) {
-      // CI (IMACH_REQUIRE_ALL=1) must run it: a missing addon or tool is a failure there
-      if (process.env.IMACH_REQUIRE_ALL === '1') throw new Error(`required but cannot run: ${blocker}`);
-      process.stderr.write(`      skipped: ${blocker}\n`);
-      this.skip();
-    }
+    if (blocker) skipOrFail(this, blocker);
     dir = mkdtempSync(join(tmpdir(), 'imach-dead-'));
     writeFileSync(join(dir, 'crasher.mjs'), CRASHER);
     writeFileSync(join(dir, 'imach.yaml'), MANIFEST);
