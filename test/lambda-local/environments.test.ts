@@ -1,0 +1,260 @@
+// Execution environments of lambda-local through the real SDK: the Runtime API contract,
+// warm reuse, freezing, timeouts, concurrency limits, Event retries, init failures, and
+// that nothing is left running.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  InvokeCommand,
+  PutFunctionConcurrencyCommand,
+  PutFunctionEventInvokeConfigCommand,
+  type InvokeCommandOutput,
+  type TooManyRequestsException,
+} from '@aws-sdk/client-lambda';
+import { createNodeFunction, payloadJson, processGone, startLambdaFixture, type LambdaFixture } from '../support/lambda-local-fixture.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function invoke(f: LambdaFixture, name: string, payload: unknown = {}, extra: Partial<ConstructorParameters<typeof InvokeCommand>[0]> = {}): Promise<InvokeCommandOutput> {
+  return f.client.send(new InvokeCommand({ FunctionName: name, Payload: Buffer.from(JSON.stringify(payload)), ...extra }));
+}
+
+/** The state letter of /proc/<pid>/stat (T = stopped). */
+function processState(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2)[0];
+}
+
+async function waitUntil(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+describe('lambda-local: execution environments', function () {
+  this.timeout(30_000);
+  let f: LambdaFixture;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'imach-lambda-env-'));
+    f = await startLambdaFixture({ initTimeoutMs: 1500, eventRetryDelayMs: 100 });
+  });
+  after(async () => {
+    await f.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('gives the runtime Lambda\'s environment variables and context, and the deadline of its timeout', async () => {
+    await createNodeFunction(
+      f,
+      'ctx',
+      `export const handler = async (event, context) => ({
+        event, requestId: context.awsRequestId, arn: context.invokedFunctionArn, remaining: context.getRemainingTimeInMillis(),
+        env: Object.fromEntries(['AWS_LAMBDA_FUNCTION_NAME', 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE', 'AWS_LAMBDA_FUNCTION_VERSION', 'AWS_REGION',
+          '_HANDLER', 'LAMBDA_TASK_ROOT', 'AWS_LAMBDA_RUNTIME_API', 'AWS_EXECUTION_ENV', 'MINE'].map((k) => [k, process.env[k] ?? null])),
+        cwd: process.cwd(),
+      });\n`,
+      { Timeout: 5, MemorySize: 512, Environment: { Variables: { MINE: 'yes' } } },
+    );
+    const r = await invoke(f, 'ctx', { n: 1 });
+    const p = payloadJson(r.Payload) as { event: unknown; requestId: string; arn: string; remaining: number; env: Record<string, string | null>; cwd: string };
+    assert.deepEqual(p.event, { n: 1 });
+    assert.match(p.requestId, /^[0-9a-f-]{36}$/);
+    assert.equal(p.arn, 'arn:aws:lambda:us-east-1:123456789012:function:ctx');
+    assert.ok(p.remaining > 4000 && p.remaining <= 5000, `remaining ${p.remaining}`);
+    assert.equal(p.env.AWS_LAMBDA_FUNCTION_NAME, 'ctx');
+    assert.equal(p.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE, '512');
+    assert.equal(p.env.AWS_LAMBDA_FUNCTION_VERSION, '$LATEST');
+    assert.equal(p.env.AWS_REGION, 'us-east-1');
+    assert.equal(p.env._HANDLER, 'index.handler');
+    assert.equal(p.env.AWS_EXECUTION_ENV, 'AWS_Lambda_nodejs20.x');
+    assert.equal(p.env.MINE, 'yes');
+    assert.match(p.env.AWS_LAMBDA_RUNTIME_API ?? '', /^127\.0\.0\.1:\d+$/);
+    assert.equal(p.env.LAMBDA_TASK_ROOT, p.cwd);
+  });
+
+  it('reuses a warm environment, frozen (SIGSTOP) between invocations', async () => {
+    await createNodeFunction(f, 'warm', `let n = 0;\nexport const handler = async () => ({ pid: process.pid, n: ++n });\n`);
+    const cold = f.local.stats().coldStarts;
+    const a = payloadJson((await invoke(f, 'warm')).Payload) as { pid: number; n: number };
+    await waitUntil(() => processState(a.pid) === 'T', 'the environment to be frozen');
+    const b = payloadJson((await invoke(f, 'warm')).Payload) as { pid: number; n: number };
+    assert.equal(b.pid, a.pid);
+    assert.equal(b.n, 2);
+    assert.equal(f.local.stats().coldStarts, cold + 1);
+  });
+
+  it('a frozen environment\'s timers do not run: an interval counts only thawed time', async () => {
+    await createNodeFunction(
+      f,
+      'ticker',
+      `let ticks = 0, timer = null;
+      export const handler = async () => {
+        if (!timer) { timer = setInterval(() => ticks++, 20); await new Promise((r) => setTimeout(r, 200)); }
+        return ticks;
+      };\n`,
+    );
+    const first = payloadJson((await invoke(f, 'ticker')).Payload) as number;
+    assert.ok(first >= 5 && first <= 11, `ticks in 200 ms: ${first}`);
+    await sleep(1000);
+    const second = payloadJson((await invoke(f, 'ticker')).Payload) as number;
+    // 1 s unfrozen would add about 50 ticks; frozen, at most the one overdue tick and a few around the freeze
+    assert.ok(second - first <= 4, `ticks while frozen: ${second - first}`);
+  });
+
+  it('a handler error is FunctionError Unhandled with the error, and the environment stays warm', async () => {
+    await createNodeFunction(f, 'thrower', `export const handler = async () => { throw new TypeError('boom'); };\n`);
+    const r = await invoke(f, 'thrower');
+    assert.equal(r.StatusCode, 200);
+    assert.equal(r.FunctionError, 'Unhandled');
+    const p = payloadJson(r.Payload) as { errorType: string; errorMessage: string; trace: string[] };
+    assert.equal(p.errorType, 'TypeError');
+    assert.equal(p.errorMessage, 'boom');
+    assert.ok(p.trace.length > 0);
+    const warm = f.local.stats().warmStarts;
+    await invoke(f, 'thrower');
+    assert.equal(f.local.stats().warmStarts, warm + 1);
+  });
+
+  it('kills the environment at its timeout and answers Task timed out, Unhandled; the next invoke is cold', async () => {
+    await createNodeFunction(f, 'slow', `export const handler = async (e) => { if (e.hang) await new Promise(() => setInterval(() => {}, 1000)); return process.pid; };\n`, { Timeout: 1 });
+    const pid = payloadJson((await invoke(f, 'slow')).Payload) as number;
+    const t0 = Date.now();
+    const r = await invoke(f, 'slow', { hang: true });
+    const took = Date.now() - t0;
+    assert.ok(took >= 950 && took < 3000, `took ${took} ms`);
+    assert.equal(r.FunctionError, 'Unhandled');
+    const p = payloadJson(r.Payload) as { errorType: string; errorMessage: string };
+    assert.equal(p.errorType, 'Sandbox.Timedout');
+    assert.match(p.errorMessage, /^RequestId: [0-9a-f-]{36} Error: Task timed out after 1\.00 seconds$/);
+    await waitUntil(() => processGone(pid), 'the timed-out environment to be gone');
+    const again = payloadJson((await invoke(f, 'slow')).Payload) as number;
+    assert.notEqual(again, pid);
+  });
+
+  it('a runtime that exits during an invocation is Runtime.ExitError with its status', async () => {
+    await createNodeFunction(f, 'quitter', `export const handler = async () => { process.exit(3); };\n`);
+    const r = await invoke(f, 'quitter');
+    assert.equal(r.FunctionError, 'Unhandled');
+    const p = payloadJson(r.Payload) as { errorType: string; errorMessage: string };
+    assert.equal(p.errorType, 'Runtime.ExitError');
+    assert.match(p.errorMessage, /Runtime exited with error: exit status 3/);
+  });
+
+  it('an init error (module throws on load, or no such export) is reported through init/error as Unhandled', async () => {
+    await createNodeFunction(f, 'badinit', `throw new Error('cannot start');\n`);
+    let r = await invoke(f, 'badinit');
+    assert.equal(r.FunctionError, 'Unhandled');
+    let p = payloadJson(r.Payload) as { errorType: string; errorMessage: string };
+    assert.equal(p.errorType, 'Runtime.ImportModuleError');
+    assert.match(p.errorMessage, /cannot start/);
+    await createNodeFunction(f, 'noexport', `export const other = () => 1;\n`);
+    r = await invoke(f, 'noexport');
+    p = payloadJson(r.Payload) as { errorType: string; errorMessage: string };
+    assert.equal(r.FunctionError, 'Unhandled');
+    assert.equal(p.errorType, 'Runtime.HandlerNotFound');
+  });
+
+  it('init is limited (here 1.5 s): a module that loads forever is killed and answered Sandbox.Timedout', async () => {
+    await createNodeFunction(f, 'slowinit', `await new Promise(() => setInterval(() => {}, 1000));\nexport const handler = async () => 1;\n`);
+    const t0 = Date.now();
+    const r = await invoke(f, 'slowinit');
+    assert.ok(Date.now() - t0 < 4000);
+    assert.equal(r.FunctionError, 'Unhandled');
+    assert.equal((payloadJson(r.Payload) as { errorType: string }).errorType, 'Sandbox.Timedout');
+  });
+
+  it('X-Amz-Log-Type Tail returns the function\'s output and the REPORT line', async () => {
+    await createNodeFunction(f, 'logger', `export const handler = async () => { console.log('hello from the tail'); return 1; };\n`);
+    const r = await invoke(f, 'logger', {}, { LogType: 'Tail' });
+    const log = Buffer.from(r.LogResult ?? '', 'base64').toString('utf8');
+    assert.match(log, /^START RequestId: /);
+    assert.match(log, /hello from the tail/);
+    assert.match(log, /REPORT RequestId: .*Duration: .*Init Duration/);
+    assert.ok(f.output.some((l) => l === 'logger: hello from the tail'));
+  });
+
+  it('reserved concurrency: an invoke beyond it is a 429 TooManyRequestsException with Reason; 0 throttles all', async () => {
+    await createNodeFunction(f, 'busy', `export const handler = async () => { await new Promise((r) => setTimeout(r, 400)); return 'done'; };\n`);
+    await f.client.send(new PutFunctionConcurrencyCommand({ FunctionName: 'busy', ReservedConcurrentExecutions: 1 }));
+    const results = await Promise.allSettled([invoke(f, 'busy'), sleep(100).then(() => invoke(f, 'busy'))]);
+    assert.equal(results[0].status, 'fulfilled');
+    assert.equal(results[1].status, 'rejected');
+    const err = (results[1] as PromiseRejectedResult).reason as TooManyRequestsException;
+    assert.equal(err.name, 'TooManyRequestsException');
+    assert.equal(err.$metadata.httpStatusCode, 429);
+    assert.equal(err.Reason, 'ReservedFunctionConcurrentInvocationLimitExceeded');
+    assert.equal(err.message, 'Rate Exceeded.');
+    await f.client.send(new PutFunctionConcurrencyCommand({ FunctionName: 'busy', ReservedConcurrentExecutions: 0 }));
+    await assert.rejects(invoke(f, 'busy'), { name: 'TooManyRequestsException', Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded' });
+  });
+
+  it('Event invocations are accepted with 202 and run; a failing one is retried MaximumRetryAttempts times, then discarded', async () => {
+    const file = join(dir, 'events.log');
+    await createNodeFunction(
+      f,
+      'events',
+      `import { appendFileSync } from 'node:fs';
+      export const handler = async (e) => { appendFileSync(${JSON.stringify(file)}, e.tag + '\\n'); if (e.fail) throw new Error('fail'); return 1; };\n`,
+    );
+    const ok = await invoke(f, 'events', { tag: 'ok' }, { InvocationType: 'Event' });
+    assert.equal(ok.StatusCode, 202);
+    await f.client.send(new PutFunctionEventInvokeConfigCommand({ FunctionName: 'events', MaximumRetryAttempts: 1 }));
+    const discarded = f.local.stats().eventsDiscarded;
+    await invoke(f, 'events', { tag: 'bad', fail: true }, { InvocationType: 'Event' });
+    await waitUntil(() => f.local.stats().eventsDiscarded === discarded + 1, 'the failing event to be discarded');
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    assert.deepEqual(lines, ['ok', 'bad', 'bad']);
+  });
+});
+
+describe('lambda-local: account concurrency, idle reclaim, and close', function () {
+  this.timeout(30_000);
+
+  it('the account limit throttles with ConcurrentInvocationLimitExceeded', async () => {
+    const f = await startLambdaFixture({ accountConcurrency: 2, minUnreservedConcurrency: 0 });
+    try {
+      await createNodeFunction(f, 'a', `export const handler = async () => { await new Promise((r) => setTimeout(r, 500)); return 1; };\n`);
+      const results = await Promise.allSettled([invoke(f, 'a'), invoke(f, 'a'), sleep(150).then(() => invoke(f, 'a'))]);
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected']);
+      const err = (results[2] as PromiseRejectedResult).reason as TooManyRequestsException;
+      assert.equal(err.Reason, 'ConcurrentInvocationLimitExceeded');
+      assert.equal(f.local.stats().environments, 2);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('reclaims idle environments after idleEnvironmentMs', async () => {
+    const f = await startLambdaFixture({ idleEnvironmentMs: 300 });
+    try {
+      await createNodeFunction(f, 'idle', `export const handler = async () => process.pid;\n`);
+      const pid = payloadJson((await invoke(f, 'idle')).Payload) as number;
+      assert.equal(f.local.stats().environments, 1);
+      await waitUntil(() => f.local.stats().environments === 0, 'the idle environment to be reclaimed', 5000);
+      await waitUntil(() => processGone(pid), 'its process to be gone', 2000);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('close() leaves no environment running: frozen, busy and initializing ones are killed', async () => {
+    const f = await startLambdaFixture();
+    await createNodeFunction(f, 'frozen', `export const handler = async () => process.pid;\n`);
+    await createNodeFunction(f, 'stuck', `export const handler = async () => { await new Promise(() => setInterval(() => {}, 1000)); };\n`, { Timeout: 60 });
+    await createNodeFunction(f, 'loading', `await new Promise(() => setInterval(() => {}, 1000));\nexport const handler = async () => 1;\n`);
+    const frozenPid = payloadJson((await invoke(f, 'frozen')).Payload) as number;
+    const pending = [invoke(f, 'stuck').catch(() => null), invoke(f, 'loading').catch(() => null)];
+    await waitUntil(() => f.local.environmentPids().length === 3, 'three environments');
+    const pids = f.local.environmentPids();
+    assert.ok(pids.includes(frozenPid));
+    await f.close();
+    await Promise.all(pending);
+    for (const pid of pids) assert.ok(processGone(pid), `pid ${pid} still running`);
+  });
+});
