@@ -1,0 +1,72 @@
+// `imach lambda-local` as a program: serves the SDK, prints function output, and ends
+// its environments on SIGTERM.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { CreateFunctionCommand, InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { TEST_ROLE, payloadJson, processGone, zipOf } from '../support/lambda-local-fixture.js';
+
+const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+
+describe('lambda-local: imach lambda-local', function () {
+  this.timeout(30_000);
+
+  it('serves the Lambda API on --listen, prints [fn] output, and on SIGTERM exits 0 leaving no environment', async () => {
+    const child = spawn(process.execPath, [CLI, 'lambda-local', '--listen', '127.0.0.1:0', '--idle', '10m'], {
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    const kill = setTimeout(() => child.kill('SIGKILL'), 25_000);
+    let client: LambdaClient | undefined;
+    try {
+      const end = Date.now() + 10_000;
+      while (!/Lambda API on (http:\/\/\S+)/.test(out) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      const url = /Lambda API on (http:\/\/\S+)/.exec(out)?.[1];
+      assert.ok(url, out);
+      client = new LambdaClient({ endpoint: url, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, maxAttempts: 1 });
+      await client.send(
+        new CreateFunctionCommand({
+          FunctionName: 'cli',
+          Runtime: 'nodejs22.x',
+          Role: TEST_ROLE,
+          Handler: 'index.handler',
+          Code: { ZipFile: zipOf({ 'index.mjs': `export const handler = async () => { console.log('said by cli fn'); return process.pid; };\n` }) },
+        }),
+      );
+      let pid = 0;
+      for (let i = 0; i < 100 && !pid; i++) {
+        try {
+          pid = payloadJson((await client.send(new InvokeCommand({ FunctionName: 'cli' }))).Payload) as number;
+        } catch (err) {
+          if ((err as Error).name !== 'ResourceConflictException') throw err;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      assert.ok(pid > 0);
+      assert.match(out, /\[cli\] said by cli fn/);
+      assert.match(out, /\[cli\] REPORT RequestId: /);
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, out);
+      assert.ok(processGone(pid), 'the environment ended with the command');
+    } finally {
+      client?.destroy();
+      child.kill('SIGKILL');
+      await exited;
+      clearTimeout(kill);
+    }
+  });
+
+  it('refuses a bad flag with exit code 2', async () => {
+    const child = spawn(process.execPath, [CLI, 'lambda-local', '--account-concurrency', 'lots'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    assert.equal(code, 2);
+    assert.match(err, /--account-concurrency must be a positive integer/);
+  });
+});
