@@ -393,7 +393,8 @@ export class LambdaService {
         extractZip(entries, dir);
       } catch (err) {
         rmSync(dir, { recursive: true, force: true });
-        return new LambdaApiError('ServiceException', `cannot unpack the code: ${(err as Error).message}`);
+        this.options.logger.warn('cannot unpack deployment package', { function: name, err: (err as Error).message });
+        return invalidParameter('Could not unzip uploaded file. Please check your file, then try to upload again.');
       }
       return { dir, owned: true, size: zip.length, sha256: sha256Base64(zip) };
     }
