@@ -4,7 +4,7 @@
 // (`node dist/hostfn/lambda-runtime.js`), it serves until the environment is ended.
 
 import { Agent, request } from 'node:http';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -218,7 +218,16 @@ function safeJson(text: string): unknown {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+function isMainModule(): boolean {
+  try {
+    // a package may reach this file through a symlink (argv[1]); import.meta.url is the real path
+    return import.meta.url === pathToFileURL(realpathSync(process.argv[1] ?? '')).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isMainModule()) {
   runLambdaRuntime().catch((err: unknown) => {
     process.stderr.write(`lambda-runtime: ${(err as Error)?.message ?? String(err)}\n`);
     process.exit(1);
