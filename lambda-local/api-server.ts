@@ -133,7 +133,13 @@ export function createApiServer(service: LambdaService, logger: LambdaLocalLogge
   ];
 
   return createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://lambda-local');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://lambda-local');
+    } catch {
+      req.resume();
+      return send(res, errorReply(new LambdaApiError('UnknownOperationException', 'Malformed request URL')));
+    }
     const path = url.pathname;
     const route = routes.find((r) => r.method === req.method && r.pattern.test(path));
     if (!route) {

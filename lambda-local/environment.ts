@@ -239,7 +239,12 @@ export class ExecutionEnvironment {
     }
     const m = /^\/2018-06-01\/runtime\/invocation\/([^/]+)\/(response|error)$/.exec(path);
     if (req.method === 'POST' && m) {
-      const id = decodeURIComponent(m[1]);
+      let id: string;
+      try {
+        id = decodeURIComponent(m[1]);
+      } catch {
+        id = '';
+      }
       const cur = this.current;
       if (!cur || !cur.delivered || cur.request.requestId !== id) {
         req.resume();

@@ -2,6 +2,7 @@
 // lifecycle, states and waiters, and the service's error shapes.
 
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import {
   CreateFunctionCommand,
   DeleteFunctionCommand,
@@ -100,7 +101,7 @@ describe('lambda-local: the Lambda API through the SDK', function () {
     await waitActive(f, 'life');
     const now = await f.client.send(new GetFunctionConfigurationCommand({ FunctionName: 'arn:aws:lambda:us-east-1:123456789012:function:life' }));
     assert.equal(now.Timeout, 9);
-    assert.deepEqual(now.Environment?.Variables, { A: 'b' });
+    assert.deepEqual(now.Environment?.Variables, { MODE: 'b' });
   });
 
   it('a stale RevisionId is a 412 PreconditionFailedException', async () => {
@@ -198,6 +199,22 @@ describe('lambda-local: the Lambda API through the SDK', function () {
     assert.equal(ev.MaximumRetryAttempts, 0);
     assert.equal(ev.MaximumEventAgeInSeconds, 60);
     assert.match(ev.FunctionArn ?? '', /:function:life:\$LATEST$/);
+  });
+
+  it('a malformed request URL or an unknown path is answered, not a crash, and the API keeps serving', async () => {
+    const { port } = new URL(f.local.url);
+    for (const target of ['http://[', '/2015-03-31/nothing-here']) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const s = connect(Number(port), '127.0.0.1', () => s.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+        let got = '';
+        s.on('data', (d: Buffer) => (got += d.toString()));
+        s.on('end', () => resolve(got));
+        s.on('error', reject);
+      });
+      assert.match(answer, /^HTTP\/1\.1 (400|404) /, target);
+    }
+    const r = await f.client.send(new GetFunctionConfigurationCommand({ FunctionName: 'life' }));
+    assert.equal(r.FunctionName, 'life');
   });
 
   it('deletes a function (its warm environment ends) and it is gone afterwards', async () => {

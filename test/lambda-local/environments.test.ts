@@ -7,13 +7,24 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  CreateFunctionCommand,
   InvokeCommand,
   PutFunctionConcurrencyCommand,
   PutFunctionEventInvokeConfigCommand,
   type InvokeCommandOutput,
   type TooManyRequestsException,
 } from '@aws-sdk/client-lambda';
-import { createNodeFunction, payloadJson, processGone, startLambdaFixture, type LambdaFixture } from '../support/lambda-local-fixture.js';
+import {
+  TEST_ROLE,
+  createNodeFunction,
+  payloadJson,
+  payloadText,
+  processGone,
+  startLambdaFixture,
+  waitActive,
+  zipOf,
+  type LambdaFixture,
+} from '../support/lambda-local-fixture.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -167,6 +178,64 @@ describe('lambda-local: execution environments', function () {
     assert.ok(Date.now() - t0 < 4000);
     assert.equal(r.FunctionError, 'Unhandled');
     assert.equal((payloadJson(r.Payload) as { errorType: string }).errorType, 'Sandbox.Timedout');
+  });
+
+  it('a response over 6 MB is FunctionError Unhandled, Function.ResponseSizeTooLarge', async () => {
+    await createNodeFunction(f, 'huge', `export const handler = async () => 'x'.repeat(7 * 1024 * 1024);\n`);
+    const r = await invoke(f, 'huge');
+    assert.equal(r.FunctionError, 'Unhandled');
+    assert.equal((payloadJson(r.Payload) as { errorType: string }).errorType, 'Function.ResponseSizeTooLarge');
+  });
+
+  it('speaks the Runtime API exactly: next\'s headers, and 400 / 404 for a wrong request id or path', async () => {
+    // a bootstrap in Node.js: reports what `next` gave it and what the API answers to bad requests
+    const bootstrap = `#!${process.execPath}
+const api = 'http://' + process.env.AWS_LAMBDA_RUNTIME_API + '/2018-06-01/runtime';
+(async () => {
+  for (;;) {
+    const inv = await fetch(api + '/invocation/next');
+    const headers = Object.fromEntries([...inv.headers].filter(([k]) => k.startsWith('lambda-runtime-')));
+    const body = await inv.text();
+    const probe = async (path, method = 'POST') => {
+      const r = await fetch(api + path, { method, body: method === 'POST' ? '{}' : undefined });
+      return [r.status, await r.text()];
+    };
+    const probes = {
+      wrongId: await probe('/invocation/not-the-id/response'),
+      badEscape: await probe('/invocation/%zz/error'),
+      unknown: await probe('/unknown', 'GET'),
+    };
+    const id = headers['lambda-runtime-aws-request-id'];
+    await fetch(api + '/invocation/' + id + '/response', { method: 'POST', body: JSON.stringify({ headers, body, probes, now: Date.now() }) });
+  }
+})();
+`;
+    await f.client.send(
+      new CreateFunctionCommand({
+        FunctionName: 'raw',
+        Runtime: 'provided.al2023',
+        Role: TEST_ROLE,
+        Handler: 'unused',
+        Timeout: 8,
+        Code: { ZipFile: zipOf({ bootstrap }, ['bootstrap']) },
+      }),
+    );
+    await waitActive(f, 'raw');
+    const clientContext = { custom: { who: 'test' } };
+    const r = await invoke(f, 'raw', { hello: 'raw' }, { ClientContext: Buffer.from(JSON.stringify(clientContext)).toString('base64') });
+    assert.equal(r.FunctionError, undefined, payloadText(r.Payload));
+    const p = payloadJson(r.Payload) as { headers: Record<string, string>; body: string; probes: Record<string, [number, string]>; now: number };
+    assert.deepEqual(JSON.parse(p.body), { hello: 'raw' });
+    assert.equal(p.headers['lambda-runtime-aws-request-id'], r.$metadata.requestId);
+    const deadline = Number(p.headers['lambda-runtime-deadline-ms']);
+    assert.ok(deadline > p.now + 7000 && deadline <= p.now + 8000, `deadline ${deadline - p.now} ms ahead`);
+    assert.equal(p.headers['lambda-runtime-invoked-function-arn'], 'arn:aws:lambda:us-east-1:123456789012:function:raw');
+    assert.match(p.headers['lambda-runtime-trace-id'], /^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$/);
+    assert.deepEqual(JSON.parse(p.headers['lambda-runtime-client-context']), clientContext);
+    assert.equal(p.probes.wrongId[0], 400);
+    assert.equal(JSON.parse(p.probes.wrongId[1]).errorType, 'InvalidRequestID');
+    assert.equal(p.probes.badEscape[0], 400);
+    assert.equal(p.probes.unknown[0], 404);
   });
 
   it('X-Amz-Log-Type Tail returns the function\'s output and the REPORT line', async () => {
