@@ -3,11 +3,12 @@
 // that nothing is left running.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CreateFunctionCommand,
+  DeleteFunctionConcurrencyCommand,
   InvokeCommand,
   PutFunctionConcurrencyCommand,
   PutFunctionEventInvokeConfigCommand,
@@ -279,6 +280,22 @@ const api = 'http://' + process.env.AWS_LAMBDA_RUNTIME_API + '/2018-06-01/runtim
     await waitUntil(() => f.local.stats().eventsDiscarded === discarded + 1, 'the failing event to be discarded');
     const lines = readFileSync(file, 'utf8').trim().split('\n');
     assert.deepEqual(lines, ['ok', 'bad', 'bad']);
+  });
+
+  it('a throttled Event invocation waits in the queue without using an attempt, and runs once concurrency allows', async () => {
+    const file = join(dir, 'throttled.log');
+    await createNodeFunction(f, 'held', `import { appendFileSync } from 'node:fs';\nexport const handler = async (e) => { appendFileSync(${JSON.stringify(file)}, e.tag + '\\n'); };\n`);
+    await f.client.send(new PutFunctionConcurrencyCommand({ FunctionName: 'held', ReservedConcurrentExecutions: 0 }));
+    await f.client.send(new PutFunctionEventInvokeConfigCommand({ FunctionName: 'held', MaximumRetryAttempts: 0 }));
+    const queued = f.local.stats().eventsQueued;
+    assert.equal((await invoke(f, 'held', { tag: 'late' }, { InvocationType: 'Event' })).StatusCode, 202);
+    await sleep(500);
+    assert.equal(f.local.stats().eventsQueued, queued + 1);
+    await f.client.send(new DeleteFunctionConcurrencyCommand({ FunctionName: 'held' }));
+    await waitUntil(() => f.local.stats().eventsQueued === queued, 'the held event to run');
+    await waitUntil(() => existsSync(file) && readFileSync(file, 'utf8') === 'late\n', 'the held event to be handled once');
+    await sleep(300);
+    assert.equal(readFileSync(file, 'utf8'), 'late\n');
   });
 });
 
