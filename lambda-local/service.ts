@@ -134,7 +134,14 @@ export class LambdaService {
   private closed = false;
   private readonly counts = { coldStarts: 0, warmStarts: 0, throttles: 0, timeouts: 0, eventsSucceeded: 0, eventsDiscarded: 0 };
 
+  /** If this process ends without close() (an uncaught error, process.exit), frozen groups must not outlive it. */
+  private readonly killAllNow = () => {
+    for (const pool of this.pools.values()) for (const p of pool) void p.env.kill();
+    rmSync(this.options.codeDir, { recursive: true, force: true });
+  };
+
   constructor(private readonly options: LambdaServiceOptions) {
+    process.on('exit', this.killAllNow);
     mkdirSync(options.codeDir, { recursive: true });
     this.reaper = setInterval(() => this.reclaimIdle(), Math.min(options.idleEnvironmentMs, 1000));
     this.reaper.unref();
@@ -360,6 +367,7 @@ export class LambdaService {
 
   async close(): Promise<void> {
     this.closed = true;
+    process.off('exit', this.killAllNow);
     clearInterval(this.reaper);
     if (this.pumpTimer) clearTimeout(this.pumpTimer);
     for (const t of this.stateTimers) clearTimeout(t);

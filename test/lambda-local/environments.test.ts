@@ -3,9 +3,10 @@
 // that nothing is left running.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   CreateFunctionCommand,
   DeleteFunctionConcurrencyCommand,
@@ -326,6 +327,43 @@ describe('lambda-local: account concurrency, idle reclaim, and close', function 
       await waitUntil(() => processGone(pid), 'its process to be gone', 2000);
     } finally {
       await f.close();
+    }
+  });
+
+  it('a process that dies without close() (uncaught error) takes its environments, frozen ones too, with it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'imach-lambda-crash-'));
+    const script = join(dir, 'crash.mjs');
+    const index = new URL('../../lambda-local/index.js', import.meta.url).href;
+    writeFileSync(
+      script,
+      `import { startLambdaLocal, writeZip } from ${JSON.stringify(index)};
+const local = await startLambdaLocal({ port: 0, stateTransitionMs: 10 });
+const zip = writeZip([{ name: 'index.mjs', data: Buffer.from('export const handler = async () => process.pid;') }]).toString('base64');
+const fn = local.url + '/2015-03-31/functions';
+await fetch(fn, { method: 'POST', body: JSON.stringify({ FunctionName: 'c', Runtime: 'nodejs20.x', Role: 'arn:aws:iam::123456789012:role/r', Handler: 'index.handler', Code: { ZipFile: zip } }) });
+while ((await (await fetch(fn + '/c/configuration')).json()).State !== 'Active') await new Promise((r) => setTimeout(r, 10));
+const pid = await (await fetch(fn + '/c/invocations', { method: 'POST', body: '{}' })).text();
+process.stdout.write(pid + ' ' + (await (await fetch(fn + '/c')).json()).Code.Location.slice('file://'.length) + '\\n');
+await new Promise((r) => setTimeout(r, 100));
+throw new Error('crash without close');
+`,
+    );
+    try {
+      const { out, code } = await new Promise<{ out: string; code: number | null }>((resolve) => {
+        const c = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'ignore'] });
+        let out = '';
+        c.stdout.on('data', (d: Buffer) => (out += d));
+        c.on('close', (code) => resolve({ out, code }));
+      });
+      assert.equal(code, 1);
+      const [pidText, codeDir] = out.trim().split(' ');
+      const pid = Number(pidText);
+      assert.ok(pid > 0, out);
+      await waitUntil(() => processGone(pid), 'the frozen environment to be gone', 3000);
+      assert.match(codeDir, /lambda-local-code-[^/]+\/c-[0-9a-f]+$/);
+      assert.equal(existsSync(dirname(codeDir)), false, 'unpacked code removed');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
