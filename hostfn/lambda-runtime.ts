@@ -7,6 +7,7 @@ import { Agent, request } from 'node:http';
 import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { format } from 'node:util';
 
 const API_VERSION = '2018-06-01';
 
@@ -139,17 +140,31 @@ function callHandler(handler: LambdaHandler, event: unknown, context: LambdaCont
   });
 }
 
+/**
+ * Console output as Lambda's Node.js runtime writes it: one line per call, `time requestId
+ * LEVEL message`, newlines inside the message turned into \r so a record stays one line.
+ */
+export function patchConsole(requestId: () => string | null): void {
+  const levels = [['log', 'INFO'], ['info', 'INFO'], ['warn', 'WARN'], ['error', 'ERROR'], ['debug', 'DEBUG'], ['trace', 'TRACE']] as const;
+  for (const [method, level] of levels) {
+    console[method] = (...args: unknown[]) => {
+      process.stdout.write(`${new Date().toISOString()}\t${requestId() ?? 'undefined'}\t${level}\t${format(...args).replace(/\n/g, '\r')}\n`);
+    };
+  }
+}
+
 /** Serve invocations until the process is ended (it never returns normally). */
 export async function runLambdaRuntime(env: NodeJS.ProcessEnv = process.env): Promise<never> {
   const api = env.AWS_LAMBDA_RUNTIME_API;
   if (!api) throw new Error('AWS_LAMBDA_RUNTIME_API is not set: this program runs inside a Lambda execution environment');
   const client = new RuntimeApiClient(api);
+  let currentId: string | null = null;
+  patchConsole(() => currentId);
   const handler = await loadHandler(env.LAMBDA_TASK_ROOT ?? process.cwd(), env._HANDLER ?? '');
   if (typeof handler !== 'function') {
     await client.initError(handler).catch(() => {});
     process.exit(1);
   }
-  let currentId: string | null = null;
   const failCurrent = (err: unknown) => {
     const id = currentId;
     currentId = null;

@@ -247,7 +247,8 @@ const api = 'http://' + process.env.AWS_LAMBDA_RUNTIME_API + '/2018-06-01/runtim
     assert.match(log, /^START RequestId: /);
     assert.match(log, /hello from the tail/);
     assert.match(log, /REPORT RequestId: .*Duration: .*Init Duration/);
-    assert.ok(f.output.some((l) => l === 'logger: hello from the tail'));
+    // Lambda's Node.js format: time, request id, level, message
+    assert.ok(f.output.some((l) => new RegExp(`^logger: \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\t${r.$metadata.requestId}\\tINFO\\thello from the tail$`).test(l)), f.output.join('\n'));
   });
 
   it('reserved concurrency: an invoke beyond it is a 429 TooManyRequestsException with Reason; 0 throttles all', async () => {
