@@ -48,7 +48,7 @@ describe('lambda-local: imach lambda-local', function () {
         }
       }
       assert.ok(pid > 0);
-      assert.match(out, /\[cli\] said by cli fn/);
+      assert.match(out, /\[cli\] \S+\t[0-9a-f-]{36}\tINFO\tsaid by cli fn/);
       assert.match(out, /\[cli\] REPORT RequestId: /);
       child.kill('SIGTERM');
       assert.equal(await exited, 0, out);
