@@ -17,7 +17,6 @@ const MAX_LOG_LINE = 16_384;
 const RUNTIME_PREFIX = '/2018-06-01/runtime';
 
 export interface EnvironmentSpec {
-  functionName: string;
   functionArn: string;
   /** Program and arguments that start the runtime (a `bootstrap`, or node with a runtime client). */
   command: string;
@@ -93,10 +92,15 @@ export class ExecutionEnvironment {
 
   /** Start the process; resolves when it first asks for work, reports an init error, or exits. */
   async init(initTimeoutMs: number): Promise<InitOutcome | { kind: 'init-timeout' }> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => resolve());
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject);
+        this.server.listen(0, '127.0.0.1', () => resolve());
+      });
+    } catch (err) {
+      this.markDead();
+      return { kind: 'exited', detail: `cannot start the Runtime API server: ${(err as Error).message}` };
+    }
     const port = (this.server.address() as AddressInfo).port;
     const outcome = new Promise<InitOutcome>((r) => (this.initSettle = r));
     let child: ChildProcess;

@@ -111,7 +111,6 @@ interface QueuedEvent {
 interface Execution {
   payload: Buffer;
   failed: boolean;
-  throttled?: ThrottleReason;
   logs: string;
 }
 
@@ -606,7 +605,6 @@ export class LambdaService {
     };
     const name = fn.name;
     const environment = new ExecutionEnvironment({
-      functionName: name,
       functionArn: fn.arn,
       command: custom ? join(fn.code.dir, 'bootstrap') : process.execPath,
       args: custom ? [] : [this.options.nodeRuntimeClient],
@@ -693,7 +691,12 @@ export class LambdaService {
 
   private async runEvent(fn: FunctionRecord, ev: QueuedEvent): Promise<void> {
     ev.attempts++;
-    const exec = await this.execute(fn, ev.requestId, ev.payload, ev.clientContext).finally(() => this.release(fn));
+    const exec = await this.execute(fn, ev.requestId, ev.payload, ev.clientContext)
+      .catch((err: unknown): Execution => {
+        this.options.logger.error('event invocation failed in lambda-local', { function: fn.name, err: (err as Error)?.message ?? String(err) });
+        return { payload: Buffer.alloc(0), failed: true, logs: '' };
+      })
+      .finally(() => this.release(fn));
     if (!exec.failed) {
       this.counts.eventsSucceeded++;
       return;
