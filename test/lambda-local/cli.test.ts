@@ -61,6 +61,20 @@ describe('lambda-local: imach lambda-local', function () {
     }
   });
 
+  it('--help prints its usage and exits 0, and the command list names it', async () => {
+    for (const [args, pattern] of [
+      [['lambda-local', '--help'], /^usage: imach lambda-local\b/],
+      [['--help'], /^  lambda-local\b/m],
+    ] as const) {
+      const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+      assert.equal(code, 0);
+      assert.match(out, pattern);
+    }
+  });
+
   it('refuses a bad flag with exit code 2', async () => {
     const child = spawn(process.execPath, [CLI, 'lambda-local', '--account-concurrency', 'lots'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
