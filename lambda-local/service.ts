@@ -503,6 +503,7 @@ export class LambdaService {
 
   private async execute(fn: FunctionRecord, requestId: string, payload: Buffer, clientContext?: string): Promise<Execution> {
     const startMs = performance.now();
+    if (this.closed) return { payload: lambdaError('Runtime.Unknown', requestId, 'lambda-local is closing'), failed: true, logs: '' };
     let pooled = this.takeWarm(fn);
     let initMs: number | null = null;
     if (pooled) this.counts.warmStarts++;
