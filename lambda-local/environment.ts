@@ -75,6 +75,8 @@ export class ExecutionEnvironment {
   private resolveEnded!: () => void;
   /** Called when the runtime asks for work and none is assigned (the pool freezes it). */
   onIdle: () => void = () => {};
+  /** Called once the process has been started (its pid is known). */
+  onStarted: () => void = () => {};
   /** Called once when the environment has ended. */
   onDead: () => void = () => {};
   lastUsedMs = Date.now();
@@ -116,6 +118,7 @@ export class ExecutionEnvironment {
       return { kind: 'exited', detail: `cannot start runtime: ${(err as Error).message}` };
     }
     this.child = child;
+    this.onStarted();
     child.stdout?.on('data', (d: Buffer) => this.collectOutput(0, d));
     child.stderr?.on('data', (d: Buffer) => this.collectOutput(1, d));
     child.on('error', (err) => this.onExit(`cannot start runtime: ${err.message}`));

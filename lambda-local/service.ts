@@ -20,6 +20,7 @@ import {
   type FunctionRecord,
 } from './functions.js';
 import { ExecutionEnvironment, LOG_TAIL_BYTES, MAX_RESPONSE_BYTES, type InvocationOutcome } from './environment.js';
+import { Watchdog } from './watchdog.js';
 import { extractZip, isZipError, readZip } from './zip.js';
 
 /** Code given as a local folder instead of a zip: `Code: { S3Bucket: LOCAL_CODE_BUCKET, S3Key: '/abs/folder' }`. */
@@ -137,11 +138,15 @@ export class LambdaService {
   private readonly killAllNow = () => {
     for (const pool of this.pools.values()) for (const p of pool) void p.env.kill();
     rmSync(this.options.codeDir, { recursive: true, force: true });
+    this.watchdog.stop();
   };
+
+  private readonly watchdog: Watchdog;
 
   constructor(private readonly options: LambdaServiceOptions) {
     process.on('exit', this.killAllNow);
     mkdirSync(options.codeDir, { recursive: true });
+    this.watchdog = new Watchdog(options.codeDir);
     this.reaper = setInterval(() => this.reclaimIdle(), Math.min(options.idleEnvironmentMs, 1000));
     this.reaper.unref();
   }
@@ -380,6 +385,12 @@ export class LambdaService {
     this.functions.clear();
     for (const dir of this.retiredCode) rmSync(dir, { recursive: true, force: true });
     this.retiredCode.clear();
+    this.watchdog.stop();
+  }
+
+  /** Pid of the watchdog that ends the environments if this process dies without close(). */
+  watchdogPid(): number | undefined {
+    return this.watchdog.pid;
   }
 
   // --- code ---
@@ -625,8 +636,10 @@ export class LambdaService {
         this.pump();
       }
     };
+    environment.onStarted = () => this.watchdog.setGroups(this.environmentPids());
     environment.onDead = () => {
       pool.delete(pooled);
+      this.watchdog.setGroups(this.environmentPids());
       if (pool.size === 0 && this.pools.get(name) === pool) this.pools.delete(name);
       void environment.ended.then(() => this.sweepCode());
     };

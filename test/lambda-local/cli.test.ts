@@ -3,8 +3,10 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CreateFunctionCommand, InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { CreateFunctionCommand, GetFunctionCommand, InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { TEST_ROLE, payloadJson, processGone, zipOf } from '../support/lambda-local-fixture.js';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
@@ -55,9 +57,55 @@ describe('lambda-local: imach lambda-local', function () {
       assert.ok(processGone(pid), 'the environment ended with the command');
     } finally {
       client?.destroy();
-      child.kill('SIGKILL');
+      // SIGTERM first, so a failed assertion does not leave the command's environments behind
+      child.kill('SIGTERM');
       await exited;
       clearTimeout(kill);
+    }
+  });
+
+  it('killed with SIGKILL, its watchdog still ends the frozen environments and removes the unpacked code', async () => {
+    const child = spawn(process.execPath, [CLI, 'lambda-local', '--listen', '127.0.0.1:0', '--quiet'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    let client: LambdaClient | undefined;
+    try {
+      const end = Date.now() + 10_000;
+      while (!/Lambda API on (http:\/\/\S+)/.test(out) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      const url = /Lambda API on (http:\/\/\S+)/.exec(out)?.[1];
+      assert.ok(url, out);
+      client = new LambdaClient({ endpoint: url, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, maxAttempts: 1 });
+      await client.send(
+        new CreateFunctionCommand({
+          FunctionName: 'k',
+          Runtime: 'nodejs20.x',
+          Role: TEST_ROLE,
+          Handler: 'index.handler',
+          Code: { ZipFile: zipOf({ 'index.mjs': `export const handler = async () => process.pid;\n` }) },
+        }),
+      );
+      let pid = 0;
+      for (let i = 0; i < 100 && !pid; i++) {
+        try {
+          pid = payloadJson((await client.send(new InvokeCommand({ FunctionName: 'k' }))).Payload) as number;
+        } catch (err) {
+          if ((err as Error).name !== 'ResourceConflictException') throw err;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      const codeDir = ((await client.send(new GetFunctionCommand({ FunctionName: 'k' }))).Code?.Location ?? '').slice('file://'.length);
+      assert.ok(pid > 0 && existsSync(codeDir));
+      child.kill('SIGKILL');
+      await exited;
+      const until = Date.now() + 5000;
+      while ((!processGone(pid) || existsSync(dirname(codeDir))) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(processGone(pid), 'the frozen environment ended');
+      assert.equal(existsSync(dirname(codeDir)), false, 'the unpacked code removed');
+    } finally {
+      client?.destroy();
+      child.kill('SIGKILL');
+      await exited;
     }
   });
 
