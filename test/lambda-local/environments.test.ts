@@ -134,6 +134,18 @@ describe('lambda-local: execution environments', function () {
     assert.equal(f.local.stats().warmStarts, warm + 1);
   });
 
+  it('a callback-style handler answers through its callback; an error thrown outside the handler\'s promise is the invocation\'s error', async () => {
+    await createNodeFunction(f, 'callback', `export const handler = (event, context, callback) => { setTimeout(() => callback(null, { via: 'callback', n: event.n }), 10); };\n`);
+    assert.deepEqual(payloadJson((await invoke(f, 'callback', { n: 3 })).Payload), { via: 'callback', n: 3 });
+    await createNodeFunction(f, 'stray', `export const handler = () => new Promise(() => { setTimeout(() => { throw new RangeError('stray'); }, 10); });\n`);
+    const r = await invoke(f, 'stray');
+    assert.equal(r.FunctionError, 'Unhandled');
+    assert.deepEqual(
+      (({ errorType, errorMessage }) => ({ errorType, errorMessage }))(payloadJson(r.Payload) as { errorType: string; errorMessage: string }),
+      { errorType: 'RangeError', errorMessage: 'stray' },
+    );
+  });
+
   it('kills the environment at its timeout and answers Task timed out, Unhandled; the next invoke is cold', async () => {
     await createNodeFunction(f, 'slow', `export const handler = async (e) => { if (e.hang) await new Promise(() => setInterval(() => {}, 1000)); return process.pid; };\n`, { Timeout: 1 });
     const pid = payloadJson((await invoke(f, 'slow')).Payload) as number;
