@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { createApiServer } from './api-server.js';
-import { LambdaService, type LambdaLocalLogger, type LambdaLocalStats, type LambdaServiceOptions } from './service.js';
+import { LambdaService, type LambdaLocalStats, type LambdaServiceOptions } from './service.js';
+import { silentLogger } from './logger.js';
 
 export { LOCAL_CODE_BUCKET, MAX_EVENT_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES } from './service.js';
 export type { LambdaLocalLogger, LambdaLocalStats } from './service.js';
@@ -30,14 +31,12 @@ export interface LambdaLocal {
   close(): Promise<void>;
 }
 
-const silent: LambdaLocalLogger = { debug() {}, info() {}, warn() {}, error() {} };
-
 /** The project's Runtime API client, which runs Node.js handlers (built next to this folder). */
 export const DEFAULT_NODE_RUNTIME_CLIENT = fileURLToPath(new URL('../hostfn/lambda-runtime.js', import.meta.url));
 
 export async function startLambdaLocal(options: LambdaLocalOptions = {}): Promise<LambdaLocal> {
   const codeDir = mkdtempSync(join(options.stateDir ?? tmpdir(), 'lambda-local-code-'));
-  const logger = options.logger ?? silent;
+  const logger = options.logger ?? silentLogger;
   const service = new LambdaService({
     region: options.region ?? 'us-east-1',
     accountId: options.accountId ?? '123456789012',

@@ -1,8 +1,9 @@
 // The Lambda service behind the API: functions, their execution environments (reused
 // while warm, frozen between invocations, reclaimed when idle), concurrency limits per
-// function and per account, timeouts, and the queue of Event invocations with retries.
+// function and per account, and timeouts. Code on disk is the CodeStore's, Event
+// invocations the EventQueue's.
 
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { LambdaApiError, invalidParameter, notFound, throttled, validation, type ThrottleReason } from './errors.js';
@@ -14,24 +15,17 @@ import {
   functionConfiguration,
   lambdaTimestamp,
   newRevisionId,
-  sha256Base64,
   type ConfigurationInput,
-  type FunctionCode,
   type FunctionRecord,
 } from './functions.js';
+import { CodeStore } from './code-store.js';
+import { DEFAULT_MAX_EVENT_AGE_S, DEFAULT_MAX_RETRY_ATTEMPTS, EventQueue, type QueuedEvent } from './event-queue.js';
+import type { LambdaLocalLogger } from './logger.js';
 import { ExecutionEnvironment, LOG_TAIL_BYTES, MAX_RESPONSE_BYTES, type InvocationOutcome } from './environment.js';
 import { Watchdog } from './watchdog.js';
-import { extractZip, isZipError, readZip } from './zip.js';
 
-/** Code given as a local folder instead of a zip: `Code: { S3Bucket: LOCAL_CODE_BUCKET, S3Key: '/abs/folder' }`. */
-export const LOCAL_CODE_BUCKET = 'lambda-local';
-
-export interface LambdaLocalLogger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+export { LOCAL_CODE_BUCKET } from './code-store.js';
+export type { LambdaLocalLogger } from './logger.js';
 
 export interface LambdaServiceOptions {
   region: string;
@@ -100,15 +94,6 @@ interface PooledEnvironment {
   codeDir: string;
 }
 
-interface QueuedEvent {
-  requestId: string;
-  payload: Buffer;
-  clientContext?: string;
-  enqueuedMs: number;
-  notBeforeMs: number;
-  attempts: number;
-}
-
 interface Execution {
   payload: Buffer;
   failed: boolean;
@@ -118,21 +103,17 @@ interface Execution {
 /** Lambda's quotas on an invocation's request payload. */
 export const MAX_SYNC_PAYLOAD_BYTES = 6_291_456;
 export const MAX_EVENT_PAYLOAD_BYTES = 262_144;
-const DEFAULT_MAX_RETRY_ATTEMPTS = 2;
-const DEFAULT_MAX_EVENT_AGE_S = 21_600;
 
 export class LambdaService {
   private readonly functions = new Map<string, FunctionRecord>();
   private readonly pools = new Map<string, Set<PooledEnvironment>>();
   private readonly inflight = new Map<string, number>();
-  private readonly events = new Map<string, QueuedEvent[]>();
-  private queuedEvents = 0;
-  private readonly retiredCode = new Set<string>();
+  private readonly code: CodeStore;
+  private readonly events: EventQueue;
   private readonly stateTimers = new Set<NodeJS.Timeout>();
-  private pumpTimer: NodeJS.Timeout | null = null;
   private readonly reaper: NodeJS.Timeout;
   private closed = false;
-  private readonly counts = { coldStarts: 0, warmStarts: 0, throttles: 0, timeouts: 0, eventsSucceeded: 0, eventsDiscarded: 0 };
+  private readonly counts = { coldStarts: 0, warmStarts: 0, throttles: 0, timeouts: 0 };
 
   /** If this process ends without close() (an uncaught error, process.exit), frozen groups must not outlive it. */
   private readonly killAllNow = () => {
@@ -145,8 +126,19 @@ export class LambdaService {
 
   constructor(private readonly options: LambdaServiceOptions) {
     process.on('exit', this.killAllNow);
-    mkdirSync(options.codeDir, { recursive: true });
+    this.code = new CodeStore(options.codeDir, options.allowLocalFolders, options.logger);
     this.watchdog = new Watchdog(options.codeDir);
+    this.events = new EventQueue(
+      {
+        lookup: (name) => this.functions.get(name),
+        acquire: (fn) => this.acquire(fn) === null,
+        run: async (fn, ev) => {
+          const exec = await this.execute(fn, ev.requestId, ev.payload, ev.clientContext).finally(() => this.release(fn));
+          return !exec.failed;
+        },
+      },
+      { limit: options.eventQueueLimit, retryDelayMs: options.eventRetryDelayMs, logger: options.logger },
+    );
     this.reaper = setInterval(() => this.reclaimIdle(), Math.min(options.idleEnvironmentMs, 1000));
     this.reaper.unref();
   }
@@ -158,7 +150,13 @@ export class LambdaService {
   stats(): LambdaLocalStats {
     let environments = 0;
     for (const pool of this.pools.values()) environments += pool.size;
-    return { environments, ...this.counts, eventsQueued: this.queuedEvents };
+    return {
+      environments,
+      ...this.counts,
+      eventsQueued: this.events.size,
+      eventsSucceeded: this.events.counts.succeeded,
+      eventsDiscarded: this.events.counts.discarded,
+    };
   }
 
   /** Pids of the live environments' runtime processes (each leads its own process group). */
@@ -190,11 +188,11 @@ export class LambdaService {
     if (config instanceof LambdaApiError) return config;
     if (this.functions.has(name)) return new LambdaApiError('ResourceConflictException', `Function already exist: ${name}`);
     if (!CUSTOM_RUNTIMES.includes(config.runtime ?? '') && !config.handler) return invalidParameter('Handler is required');
-    const code = this.storeCode(name, input.Code);
+    const code = this.code.store(name, input.Code);
     if (code instanceof LambdaApiError) return code;
     // a second create of the same name may have raced the unpacking
     if (this.functions.has(name)) {
-      this.retireCode(code);
+      this.code.retire(code, this.codeInUse());
       return new LambdaApiError('ResourceConflictException', `Function already exist: ${name}`);
     }
     const fn: FunctionRecord = {
@@ -252,13 +250,13 @@ export class LambdaService {
       if (a instanceof LambdaApiError) return a;
       fn.architectures = a.architectures ?? fn.architectures;
     }
-    const code = this.storeCode(fn.name, { ZipFile: input.ZipFile, S3Bucket: input.S3Bucket, S3Key: input.S3Key, ImageUri: input.ImageUri });
+    const code = this.code.store(fn.name, { ZipFile: input.ZipFile, S3Bucket: input.S3Bucket, S3Key: input.S3Key, ImageUri: input.ImageUri });
     if (code instanceof LambdaApiError) return code;
     if (input.DryRun === true) {
-      this.retireCode(code);
+      this.code.retire(code, this.codeInUse());
       return functionConfiguration(fn);
     }
-    this.retireCode(fn.code);
+    this.code.retire(fn.code, this.codeInUse());
     fn.code = code;
     this.startUpdate(fn);
     return functionConfiguration(fn);
@@ -279,9 +277,8 @@ export class LambdaService {
 
   async deleteFunction(fn: FunctionRecord): Promise<void> {
     this.functions.delete(fn.name);
-    this.queuedEvents -= this.events.get(fn.name)?.length ?? 0;
-    this.events.delete(fn.name);
-    this.retireCode(fn.code);
+    this.events.dropFunction(fn.name);
+    this.code.retire(fn.code, this.codeInUse());
     this.options.logger.info('function deleted', { function: fn.name });
     await Promise.all([...(this.pools.get(fn.name) ?? [])].map((p) => p.env.kill()));
   }
@@ -300,13 +297,13 @@ export class LambdaService {
       );
     }
     fn.reservedConcurrency = r as number;
-    this.pump();
+    this.events.pump();
     return { ReservedConcurrentExecutions: r };
   }
 
   deleteFunctionConcurrency(fn: FunctionRecord): void {
     fn.reservedConcurrency = null;
-    this.pump();
+    this.events.pump();
   }
 
   putEventInvokeConfig(fn: FunctionRecord, input: Record<string, unknown>): Record<string, unknown> | LambdaApiError {
@@ -348,13 +345,9 @@ export class LambdaService {
     }
     const payload = input.payload.length > 0 ? input.payload : Buffer.from('{}');
     if (input.invocationType === 'Event') {
-      if (this.queuedEvents >= this.options.eventQueueLimit) return throttled('CallerRateLimitExceeded');
       const now = Date.now();
-      const queue = this.events.get(fn.name) ?? [];
-      this.events.set(fn.name, queue);
-      queue.push({ requestId, payload, clientContext: input.clientContext, enqueuedMs: now, notBeforeMs: now, attempts: 0 });
-      this.queuedEvents++;
-      this.pump();
+      const ev: QueuedEvent = { requestId, payload, clientContext: input.clientContext, enqueuedMs: now, notBeforeMs: now, attempts: 0 };
+      if (!this.events.enqueue(fn.name, ev)) return throttled('CallerRateLimitExceeded');
       return { status: 202, requestId, payload: Buffer.alloc(0) };
     }
     const slot = this.acquire(fn);
@@ -373,18 +366,14 @@ export class LambdaService {
     this.closed = true;
     process.off('exit', this.killAllNow);
     clearInterval(this.reaper);
-    if (this.pumpTimer) clearTimeout(this.pumpTimer);
+    this.events.close();
     for (const t of this.stateTimers) clearTimeout(t);
     this.stateTimers.clear();
-    this.events.clear();
-    this.queuedEvents = 0;
     const all: Promise<void>[] = [];
     for (const pool of this.pools.values()) for (const p of pool) all.push(p.env.kill());
     await Promise.all(all);
-    for (const fn of this.functions.values()) this.retireCode(fn.code);
+    for (const fn of this.functions.values()) this.code.retire(fn.code, new Set());
     this.functions.clear();
-    for (const dir of this.retiredCode) rmSync(dir, { recursive: true, force: true });
-    this.retiredCode.clear();
     this.watchdog.stop();
   }
 
@@ -393,59 +382,11 @@ export class LambdaService {
     return this.watchdog.pid;
   }
 
-  // --- code ---
-
-  private storeCode(name: string, codeInput: unknown): FunctionCode | LambdaApiError {
-    const code = (typeof codeInput === 'object' && codeInput !== null ? codeInput : {}) as Record<string, unknown>;
-    if (code.ImageUri !== undefined) return invalidParameter('lambda-local does not support container images (Code.ImageUri)');
-    if (typeof code.ZipFile === 'string') {
-      const zip = Buffer.from(code.ZipFile, 'base64');
-      const entries = readZip(zip);
-      if (isZipError(entries)) {
-        this.options.logger.warn('bad deployment package', { function: name, err: entries.message });
-        return invalidParameter('Could not unzip uploaded file. Please check your file, then try to upload again.');
-      }
-      const dir = join(this.options.codeDir, `${name}-${randomBytes(6).toString('hex')}`);
-      mkdirSync(dir, { recursive: true });
-      try {
-        extractZip(entries, dir);
-      } catch (err) {
-        rmSync(dir, { recursive: true, force: true });
-        this.options.logger.warn('cannot unpack deployment package', { function: name, err: (err as Error).message });
-        return invalidParameter('Could not unzip uploaded file. Please check your file, then try to upload again.');
-      }
-      return { dir, owned: true, size: zip.length, sha256: sha256Base64(zip) };
-    }
-    if (code.S3Bucket !== undefined || code.S3Key !== undefined) {
-      if (code.S3Bucket !== LOCAL_CODE_BUCKET || !this.options.allowLocalFolders) {
-        return invalidParameter(
-          `Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: lambda-local has no S3; use ZipFile or S3Bucket '${LOCAL_CODE_BUCKET}' with a local folder as S3Key`,
-        );
-      }
-      const dir = code.S3Key;
-      if (typeof dir !== 'string' || !dir.startsWith('/') || !existsSync(dir)) {
-        return invalidParameter(`Code.S3Key must be an existing absolute folder path for bucket '${LOCAL_CODE_BUCKET}'`);
-      }
-      return { dir, owned: false, size: 0, sha256: sha256Base64(`${dir}:${Date.now()}`) };
-    }
-    return invalidParameter('Please provide a source for function code.');
-  }
-
-  /** Remove an unpacked code folder once no environment runs from it. */
-  private retireCode(code: FunctionCode): void {
-    if (!code.owned) return;
-    this.retiredCode.add(code.dir);
-    this.sweepCode();
-  }
-
-  private sweepCode(): void {
+  /** Code folders that live environments run from. */
+  private codeInUse(): Set<string> {
     const used = new Set<string>();
     for (const pool of this.pools.values()) for (const p of pool) used.add(p.codeDir);
-    for (const dir of this.retiredCode) {
-      if (used.has(dir)) continue;
-      rmSync(dir, { recursive: true, force: true });
-      this.retiredCode.delete(dir);
-    }
+    return used;
   }
 
   // --- updates and states ---
@@ -507,7 +448,7 @@ export class LambdaService {
     const n = (this.inflight.get(fn.name) ?? 1) - 1;
     if (n > 0) this.inflight.set(fn.name, n);
     else this.inflight.delete(fn.name);
-    this.pump();
+    this.events.pump();
   }
 
   // --- environments ---
@@ -633,7 +574,7 @@ export class LambdaService {
       if (this.closed || current === undefined || current.generation !== pooled.generation) void environment.kill();
       else {
         environment.freeze();
-        this.pump();
+        this.events.pump();
       }
     };
     environment.onStarted = () => this.watchdog.setGroups(this.environmentPids());
@@ -641,7 +582,7 @@ export class LambdaService {
       pool.delete(pooled);
       this.watchdog.setGroups(this.environmentPids());
       if (pool.size === 0 && this.pools.get(name) === pool) this.pools.delete(name);
-      void environment.ended.then(() => this.sweepCode());
+      void environment.ended.then(() => this.code.sweep(this.codeInUse()));
     };
     this.options.logger.debug('environment started', { function: name, environment: environment.id });
     return pooled;
@@ -657,80 +598,6 @@ export class LambdaService {
         }
       }
     }
-  }
-
-  // --- Event invocations ---
-
-  /** Start queued Event invocations that are due, as far as concurrency allows. */
-  private pump(): void {
-    if (this.closed) return;
-    if (this.pumpTimer) clearTimeout(this.pumpTimer);
-    this.pumpTimer = null;
-    const now = Date.now();
-    let nextDue = Infinity;
-    for (const [name, queue] of this.events) {
-      const fn = this.functions.get(name);
-      if (!fn) continue;
-      const config = fn.eventInvokeConfig;
-      const maxAgeMs = (config?.maximumEventAgeInSeconds ?? DEFAULT_MAX_EVENT_AGE_S) * 1000;
-      for (let i = 0; i < queue.length; ) {
-        const ev = queue[i];
-        if (now - ev.enqueuedMs > maxAgeMs) {
-          queue.splice(i, 1);
-          this.queuedEvents--;
-          this.discard(fn, ev, 'maximum event age');
-          continue;
-        }
-        if (ev.notBeforeMs > now) {
-          nextDue = Math.min(nextDue, ev.notBeforeMs);
-          i++;
-          continue;
-        }
-        if (this.acquire(fn) !== null) {
-          // throttled: retried when a slot frees (release pumps) or soon
-          nextDue = Math.min(nextDue, now + this.options.eventRetryDelayMs);
-          break;
-        }
-        queue.splice(i, 1);
-        this.queuedEvents--;
-        void this.runEvent(fn, ev);
-      }
-      if (queue.length === 0) this.events.delete(name);
-    }
-    if (nextDue !== Infinity) {
-      this.pumpTimer = setTimeout(() => this.pump(), Math.max(0, nextDue - now));
-      this.pumpTimer.unref();
-    }
-  }
-
-  private async runEvent(fn: FunctionRecord, ev: QueuedEvent): Promise<void> {
-    ev.attempts++;
-    const exec = await this.execute(fn, ev.requestId, ev.payload, ev.clientContext)
-      .catch((err: unknown): Execution => {
-        this.options.logger.error('event invocation failed in lambda-local', { function: fn.name, err: (err as Error)?.message ?? String(err) });
-        return { payload: Buffer.alloc(0), failed: true, logs: '' };
-      })
-      .finally(() => this.release(fn));
-    if (!exec.failed) {
-      this.counts.eventsSucceeded++;
-      return;
-    }
-    const retries = fn.eventInvokeConfig?.maximumRetryAttempts ?? DEFAULT_MAX_RETRY_ATTEMPTS;
-    if (this.closed || this.functions.get(fn.name) !== fn || ev.attempts > retries) {
-      this.discard(fn, ev, `failed ${ev.attempts} time(s)`);
-      return;
-    }
-    ev.notBeforeMs = Date.now() + this.options.eventRetryDelayMs * 2 ** (ev.attempts - 1);
-    const queue = this.events.get(fn.name) ?? [];
-    this.events.set(fn.name, queue);
-    queue.push(ev);
-    this.queuedEvents++;
-    this.pump();
-  }
-
-  private discard(fn: FunctionRecord, ev: QueuedEvent, why: string): void {
-    this.counts.eventsDiscarded++;
-    this.options.logger.warn('event invocation discarded', { function: fn.name, requestId: ev.requestId, why, attempts: ev.attempts });
   }
 }
 
