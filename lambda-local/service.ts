@@ -470,7 +470,7 @@ export class LambdaService {
             ? init.payload
             : init.kind === 'init-timeout'
               ? lambdaError('Sandbox.Timedout', requestId, `Task timed out after ${(this.options.initTimeoutMs / 1000).toFixed(2)} seconds`)
-              : exitError(requestId, init.detail);
+              : exitError(requestId, init.detail, fn);
         this.options.logger.warn('init failed', { function: fn.name, requestId, kind: init.kind });
         return { payload, failed: true, logs: this.report(fn, pooled.env, requestId, startMs, initMs) };
       }
@@ -509,7 +509,7 @@ export class LambdaService {
           logs,
         };
       case 'exited':
-        return { payload: exitError(requestId, outcome.detail), failed: true, logs };
+        return { payload: exitError(requestId, outcome.detail, fn), failed: true, logs };
     }
   }
 
@@ -614,9 +614,16 @@ function lambdaError(type: string, requestId: string, message: string): Buffer {
   return Buffer.from(JSON.stringify({ errorType: type, errorMessage: `RequestId: ${requestId} Error: ${message}` }));
 }
 
-function exitError(requestId: string, detail: string): Buffer {
+function exitError(requestId: string, detail: string, fn: FunctionRecord): Buffer {
   if (detail.startsWith('cannot start runtime')) {
-    return lambdaError('Runtime.InvalidEntrypoint', requestId, detail);
+    // Lambda's wording for a bootstrap that is missing or not executable
+    const bootstrap = join(fn.code.dir, 'bootstrap');
+    const message = /ENOENT/.test(detail)
+      ? `Couldn't find valid bootstrap(s): [${bootstrap}]`
+      : /EACCES/.test(detail)
+        ? `fork/exec ${bootstrap}: permission denied`
+        : detail;
+    return lambdaError('Runtime.InvalidEntrypoint', requestId, message);
   }
   return lambdaError('Runtime.ExitError', requestId, `Runtime exited with error: ${detail}`);
 }

@@ -137,7 +137,27 @@ describe('lambda-local: a custom runtime (bootstrap with curl)', function () {
     await waitActive(f, 'nobootstrap');
     const r = await f.client.send(new InvokeCommand({ FunctionName: 'nobootstrap' }));
     assert.equal(r.FunctionError, 'Unhandled');
-    assert.equal((payloadJson(r.Payload) as { errorType: string }).errorType, 'Runtime.InvalidEntrypoint');
+    const p = payloadJson(r.Payload) as { errorType: string; errorMessage: string };
+    assert.equal(p.errorType, 'Runtime.InvalidEntrypoint');
+    assert.match(p.errorMessage, /^RequestId: [0-9a-f-]{36} Error: Couldn't find valid bootstrap\(s\): \[\/.*\/bootstrap\]$/);
+  });
+
+  it('a bootstrap without the executable bit is Runtime.InvalidEntrypoint, permission denied', async () => {
+    await f.client.send(
+      new CreateFunctionCommand({
+        FunctionName: 'notexec',
+        Runtime: 'provided.al2023',
+        Role: TEST_ROLE,
+        Handler: 'function.handler',
+        Code: { ZipFile: zipOf({ bootstrap: BOOTSTRAP, 'function.sh': FUNCTION_SH }) },
+      }),
+    );
+    await waitActive(f, 'notexec');
+    const r = await f.client.send(new InvokeCommand({ FunctionName: 'notexec' }));
+    assert.equal(r.FunctionError, 'Unhandled');
+    const p = payloadJson(r.Payload) as { errorType: string; errorMessage: string };
+    assert.equal(p.errorType, 'Runtime.InvalidEntrypoint');
+    assert.match(p.errorMessage, /permission denied$/);
   });
 
   it('close() kills the whole process group: the shell and the curl waiting in next', async () => {
