@@ -119,8 +119,9 @@ export class ExecutionEnvironment {
     }
     this.child = child;
     this.onStarted();
-    child.stdout?.on('data', (d: Buffer) => this.collectOutput(0, d));
-    child.stderr?.on('data', (d: Buffer) => this.collectOutput(1, d));
+    // decoded per stream, so a character split across two reads stays whole
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => this.collectOutput(0, d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => this.collectOutput(1, d));
     child.on('error', (err) => this.onExit(`cannot start runtime: ${err.message}`));
     child.on('exit', (code, signal) => this.onExit(signal ? `signal: ${signal === 'SIGKILL' ? 'killed' : signal}` : `exit status ${code}`));
     let timer: NodeJS.Timeout | undefined;
@@ -273,8 +274,8 @@ export class ExecutionEnvironment {
     reply(res, 404, { errorMessage: 'not found', errorType: 'InvalidRequest' });
   }
 
-  private collectOutput(stream: 0 | 1, data: Buffer): void {
-    let text = this.lineBuffers[stream] + data.toString('utf8');
+  private collectOutput(stream: 0 | 1, data: string): void {
+    let text = this.lineBuffers[stream] + data;
     let nl: number;
     while ((nl = text.indexOf('\n')) >= 0) {
       this.emitLine(text.slice(0, nl));

@@ -263,6 +263,14 @@ const api = 'http://' + process.env.AWS_LAMBDA_RUNTIME_API + '/2018-06-01/runtim
     assert.ok(f.output.some((l) => new RegExp(`^logger: \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\t${r.$metadata.requestId}\\tINFO\\thello from the tail$`).test(l)), f.output.join('\n'));
   });
 
+  it('function output is decoded per stream: a multi-byte character split across reads stays whole', async () => {
+    await createNodeFunction(f, 'euro', `export const handler = async () => { process.stdout.write('€'.repeat(100_000) + '\\n'); return 1; };\n`);
+    await invoke(f, 'euro');
+    const lines = f.output.filter((l) => l.startsWith('euro: €'));
+    assert.ok(lines.length >= 1);
+    assert.equal(lines.map((l) => l.slice('euro: '.length)).join(''), '€'.repeat(100_000));
+  });
+
   it('reserved concurrency: an invoke beyond it is a 429 TooManyRequestsException with Reason; 0 throttles all', async () => {
     await createNodeFunction(f, 'busy', `export const handler = async () => { await new Promise((r) => setTimeout(r, 400)); return 'done'; };\n`);
     await f.client.send(new PutFunctionConcurrencyCommand({ FunctionName: 'busy', ReservedConcurrentExecutions: 1 }));
