@@ -1,11 +1,9 @@
-// The Lambda service behind the API: functions, their execution environments (reused
-// while warm, frozen between invocations, reclaimed when idle), concurrency limits per
-// function and per account, and timeouts. Code on disk is the CodeStore's, Event
-// invocations the EventQueue's.
+// The Lambda service behind the API: functions and their states, invocations, and
+// concurrency limits per function and per account. Execution environments are the
+// EnvironmentPool's, code on disk the CodeStore's, Event invocations the EventQueue's.
 
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { LambdaApiError, invalidParameter, notFound, throttled, validation, type ThrottleReason } from './errors.js';
 import {
   CUSTOM_RUNTIMES,
@@ -21,8 +19,8 @@ import {
 import { CodeStore } from './code-store.js';
 import { DEFAULT_MAX_EVENT_AGE_S, DEFAULT_MAX_RETRY_ATTEMPTS, EventQueue, type QueuedEvent } from './event-queue.js';
 import type { LambdaLocalLogger } from './logger.js';
-import { ExecutionEnvironment, LOG_TAIL_BYTES, MAX_RESPONSE_BYTES, type InvocationOutcome } from './environment.js';
-import { Watchdog } from './watchdog.js';
+import { LOG_TAIL_BYTES } from './environment.js';
+import { EnvironmentPool, type Execution } from './environment-pool.js';
 
 export { LOCAL_CODE_BUCKET } from './code-store.js';
 export type { LambdaLocalLogger } from './logger.js';
@@ -87,47 +85,34 @@ export interface LambdaLocalStats {
   eventsDiscarded: number;
 }
 
-interface PooledEnvironment {
-  env: ExecutionEnvironment;
-  functionName: string;
-  generation: number;
-  codeDir: string;
-}
-
-interface Execution {
-  payload: Buffer;
-  failed: boolean;
-  logs: string;
-}
-
 /** Lambda's quotas on an invocation's request payload. */
 export const MAX_SYNC_PAYLOAD_BYTES = 6_291_456;
 export const MAX_EVENT_PAYLOAD_BYTES = 262_144;
 
 export class LambdaService {
   private readonly functions = new Map<string, FunctionRecord>();
-  private readonly pools = new Map<string, Set<PooledEnvironment>>();
+  private readonly environments: EnvironmentPool;
   private readonly inflight = new Map<string, number>();
   private readonly code: CodeStore;
   private readonly events: EventQueue;
   private readonly stateTimers = new Set<NodeJS.Timeout>();
-  private readonly reaper: NodeJS.Timeout;
   private closed = false;
-  private readonly counts = { coldStarts: 0, warmStarts: 0, throttles: 0, timeouts: 0 };
+  private throttles = 0;
 
   /** If this process ends without close() (an uncaught error, process.exit), frozen groups must not outlive it. */
   private readonly killAllNow = () => {
-    for (const pool of this.pools.values()) for (const p of pool) void p.env.kill();
+    this.environments.killAllNow();
     rmSync(this.options.codeDir, { recursive: true, force: true });
-    this.watchdog.stop();
   };
-
-  private readonly watchdog: Watchdog;
 
   constructor(private readonly options: LambdaServiceOptions) {
     process.on('exit', this.killAllNow);
     this.code = new CodeStore(options.codeDir, options.allowLocalFolders, options.logger);
-    this.watchdog = new Watchdog(options.codeDir);
+    this.environments = new EnvironmentPool(options, {
+      isCurrent: (name, generation) => !this.closed && this.functions.get(name)?.generation === generation,
+      onIdle: () => this.events.pump(),
+      onEnded: () => this.code.sweep(this.environments.codeInUse()),
+    });
     this.events = new EventQueue(
       {
         lookup: (name) => this.functions.get(name),
@@ -139,8 +124,6 @@ export class LambdaService {
       },
       { limit: options.eventQueueLimit, retryDelayMs: options.eventRetryDelayMs, logger: options.logger },
     );
-    this.reaper = setInterval(() => this.reclaimIdle(), Math.min(options.idleEnvironmentMs, 1000));
-    this.reaper.unref();
   }
 
   arn(name: string): string {
@@ -148,11 +131,10 @@ export class LambdaService {
   }
 
   stats(): LambdaLocalStats {
-    let environments = 0;
-    for (const pool of this.pools.values()) environments += pool.size;
     return {
-      environments,
-      ...this.counts,
+      environments: this.environments.size,
+      ...this.environments.counts,
+      throttles: this.throttles,
       eventsQueued: this.events.size,
       eventsSucceeded: this.events.counts.succeeded,
       eventsDiscarded: this.events.counts.discarded,
@@ -161,9 +143,7 @@ export class LambdaService {
 
   /** Pids of the live environments' runtime processes (each leads its own process group). */
   environmentPids(): number[] {
-    const pids: number[] = [];
-    for (const pool of this.pools.values()) for (const p of pool) if (p.env.pid !== undefined) pids.push(p.env.pid);
-    return pids;
+    return this.environments.pids();
   }
 
   /** A function name, partial ARN or ARN (with an optional qualifier) -> the function. */
@@ -192,7 +172,7 @@ export class LambdaService {
     if (code instanceof LambdaApiError) return code;
     // a second create of the same name may have raced the unpacking
     if (this.functions.has(name)) {
-      this.code.retire(code, this.codeInUse());
+      this.code.retire(code, this.environments.codeInUse());
       return new LambdaApiError('ResourceConflictException', `Function already exist: ${name}`);
     }
     const fn: FunctionRecord = {
@@ -253,10 +233,10 @@ export class LambdaService {
     const code = this.code.store(fn.name, { ZipFile: input.ZipFile, S3Bucket: input.S3Bucket, S3Key: input.S3Key, ImageUri: input.ImageUri });
     if (code instanceof LambdaApiError) return code;
     if (input.DryRun === true) {
-      this.code.retire(code, this.codeInUse());
+      this.code.retire(code, this.environments.codeInUse());
       return functionConfiguration(fn);
     }
-    this.code.retire(fn.code, this.codeInUse());
+    this.code.retire(fn.code, this.environments.codeInUse());
     fn.code = code;
     this.startUpdate(fn);
     return functionConfiguration(fn);
@@ -278,9 +258,9 @@ export class LambdaService {
   async deleteFunction(fn: FunctionRecord): Promise<void> {
     this.functions.delete(fn.name);
     this.events.dropFunction(fn.name);
-    this.code.retire(fn.code, this.codeInUse());
+    this.code.retire(fn.code, this.environments.codeInUse());
     this.options.logger.info('function deleted', { function: fn.name });
-    await Promise.all([...(this.pools.get(fn.name) ?? [])].map((p) => p.env.kill()));
+    await this.environments.killFunction(fn.name);
   }
 
   putFunctionConcurrency(fn: FunctionRecord, input: Record<string, unknown>): Record<string, unknown> | LambdaApiError {
@@ -352,7 +332,7 @@ export class LambdaService {
     }
     const slot = this.acquire(fn);
     if (slot !== null) {
-      this.counts.throttles++;
+      this.throttles++;
       return throttled(slot);
     }
     const exec = await this.execute(fn, requestId, payload, input.clientContext).finally(() => this.release(fn));
@@ -365,28 +345,16 @@ export class LambdaService {
   async close(): Promise<void> {
     this.closed = true;
     process.off('exit', this.killAllNow);
-    clearInterval(this.reaper);
     this.events.close();
     for (const t of this.stateTimers) clearTimeout(t);
     this.stateTimers.clear();
-    const all: Promise<void>[] = [];
-    for (const pool of this.pools.values()) for (const p of pool) all.push(p.env.kill());
-    await Promise.all(all);
+    await this.environments.close();
     for (const fn of this.functions.values()) this.code.retire(fn.code, new Set());
     this.functions.clear();
-    this.watchdog.stop();
   }
 
-  /** Pid of the watchdog that ends the environments if this process dies without close(). */
-  watchdogPid(): number | undefined {
-    return this.watchdog.pid;
-  }
-
-  /** Code folders that live environments run from. */
-  private codeInUse(): Set<string> {
-    const used = new Set<string>();
-    for (const pool of this.pools.values()) for (const p of pool) used.add(p.codeDir);
-    return used;
+  private execute(fn: FunctionRecord, requestId: string, payload: Buffer, clientContext?: string): Promise<Execution> {
+    return this.environments.execute(fn, requestId, payload, clientContext);
   }
 
   // --- updates and states ---
@@ -408,7 +376,7 @@ export class LambdaService {
     fn.lastUpdateStatus = 'InProgress';
     fn.lastUpdateStatusReason = 'The function is being created.';
     fn.lastUpdateStatusReasonCode = 'Creating';
-    for (const p of this.pools.get(fn.name) ?? []) if (p.env.state === 'idle') void p.env.kill();
+    this.environments.retireIdle(fn.name);
     this.later(() => {
       fn.lastUpdateStatus = 'Successful';
       fn.lastUpdateStatusReason = undefined;
@@ -450,155 +418,6 @@ export class LambdaService {
     else this.inflight.delete(fn.name);
     this.events.pump();
   }
-
-  // --- environments ---
-
-  private async execute(fn: FunctionRecord, requestId: string, payload: Buffer, clientContext?: string): Promise<Execution> {
-    const startMs = performance.now();
-    if (this.closed) return { payload: lambdaError('Runtime.Unknown', requestId, 'lambda-local is closing'), failed: true, logs: '' };
-    let pooled = this.takeWarm(fn);
-    let initMs: number | null = null;
-    if (pooled) this.counts.warmStarts++;
-    else {
-      this.counts.coldStarts++;
-      pooled = this.spawn(fn);
-      const init = await pooled.env.init(this.options.initTimeoutMs);
-      initMs = performance.now() - startMs;
-      if (init.kind !== 'ready') {
-        const payload =
-          init.kind === 'init-error'
-            ? init.payload
-            : init.kind === 'init-timeout'
-              ? lambdaError('Sandbox.Timedout', requestId, `Task timed out after ${(this.options.initTimeoutMs / 1000).toFixed(2)} seconds`)
-              : exitError(requestId, init.detail, fn);
-        this.options.logger.warn('init failed', { function: fn.name, requestId, kind: init.kind });
-        return { payload, failed: true, logs: this.report(fn, pooled.env, requestId, startMs, initMs) };
-      }
-    }
-    const env = pooled.env;
-    let timedOut = false;
-    const timeoutMs = fn.timeout * 1000;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      void env.kill();
-    }, timeoutMs);
-    const outcome: InvocationOutcome = await env.invoke({
-      requestId,
-      payload,
-      deadlineMs: Date.now() + timeoutMs,
-      clientContext,
-      traceId: `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${randomBytes(12).toString('hex')};Parent=${randomBytes(8).toString('hex')};Sampled=0`,
-    });
-    clearTimeout(timer);
-    if (pooled.generation !== fn.generation || this.functions.get(fn.name) !== fn) void env.kill();
-    const logs = this.report(fn, env, requestId, startMs, initMs);
-    if (timedOut) {
-      this.counts.timeouts++;
-      this.options.logger.info('invocation timed out', { function: fn.name, requestId, timeoutS: fn.timeout });
-      return { payload: lambdaError('Sandbox.Timedout', requestId, `Task timed out after ${fn.timeout.toFixed(2)} seconds`), failed: true, logs };
-    }
-    switch (outcome.kind) {
-      case 'response':
-        return { payload: outcome.payload, failed: false, logs };
-      case 'function-error':
-        return { payload: outcome.payload, failed: true, logs };
-      case 'response-too-large':
-        return {
-          payload: Buffer.from(JSON.stringify({ errorType: 'Function.ResponseSizeTooLarge', errorMessage: `Response payload size exceeded maximum allowed payload size (${MAX_RESPONSE_BYTES} bytes).` })),
-          failed: true,
-          logs,
-        };
-      case 'exited':
-        return { payload: exitError(requestId, outcome.detail, fn), failed: true, logs };
-    }
-  }
-
-  /** AWS's START / END / REPORT lines around the function's output; also sent to `output`. */
-  private report(fn: FunctionRecord, env: ExecutionEnvironment, requestId: string, startMs: number, initMs: number | null): string {
-    const duration = performance.now() - startMs - (initMs ?? 0);
-    const report =
-      `REPORT RequestId: ${requestId}\tDuration: ${duration.toFixed(2)} ms\tBilled Duration: ${Math.ceil(duration)} ms\t` +
-      `Memory Size: ${fn.memorySize} MB\tMax Memory Used: ${env.maxMemoryMb()} MB\t` +
-      (initMs !== null ? `Init Duration: ${initMs.toFixed(2)} ms\t` : '');
-    this.options.output(fn.name, `END RequestId: ${requestId}`);
-    this.options.output(fn.name, report);
-    return `START RequestId: ${requestId} Version: ${LATEST}\n${env.logs()}END RequestId: ${requestId}\n${report}\n`;
-  }
-
-  private takeWarm(fn: FunctionRecord): PooledEnvironment | null {
-    let best: PooledEnvironment | null = null;
-    for (const p of this.pools.get(fn.name) ?? []) {
-      if (p.generation !== fn.generation || p.env.state !== 'idle') continue;
-      // a frozen environment waits in `next`; one between its response and `next` is a second choice
-      if (!best || (p.env.frozen && !best.env.frozen)) best = p;
-    }
-    return best;
-  }
-
-  private spawn(fn: FunctionRecord): PooledEnvironment {
-    const custom = CUSTOM_RUNTIMES.includes(fn.runtime);
-    const stream = `${new Date().toISOString().slice(0, 10).replace(/-/g, '/')}/[${LATEST}]${randomBytes(16).toString('hex')}`;
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-      LANG: 'en_US.UTF-8',
-      TZ: ':UTC',
-      LAMBDA_TASK_ROOT: fn.code.dir,
-      LAMBDA_RUNTIME_DIR: custom ? fn.code.dir : join(this.options.nodeRuntimeClient, '..'),
-      _HANDLER: fn.handler,
-      AWS_REGION: this.options.region,
-      AWS_DEFAULT_REGION: this.options.region,
-      AWS_LAMBDA_FUNCTION_NAME: fn.name,
-      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.memorySize),
-      AWS_LAMBDA_FUNCTION_VERSION: LATEST,
-      AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
-      AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${fn.name}`,
-      AWS_LAMBDA_LOG_STREAM_NAME: stream,
-      ...(custom ? {} : { AWS_EXECUTION_ENV: `AWS_Lambda_${fn.runtime}` }),
-      ...fn.environment,
-    };
-    const name = fn.name;
-    const environment = new ExecutionEnvironment({
-      functionArn: fn.arn,
-      command: custom ? join(fn.code.dir, 'bootstrap') : process.execPath,
-      args: custom ? [] : [this.options.nodeRuntimeClient],
-      cwd: fn.code.dir,
-      env,
-      output: (line) => this.options.output(name, line),
-    });
-    const pooled: PooledEnvironment = { env: environment, functionName: name, generation: fn.generation, codeDir: fn.code.dir };
-    const pool = this.pools.get(name) ?? new Set();
-    this.pools.set(name, pool);
-    pool.add(pooled);
-    environment.onIdle = () => {
-      const current = this.functions.get(name);
-      if (this.closed || current === undefined || current.generation !== pooled.generation) void environment.kill();
-      else {
-        environment.freeze();
-        this.events.pump();
-      }
-    };
-    environment.onStarted = () => this.watchdog.setGroups(this.environmentPids());
-    environment.onDead = () => {
-      pool.delete(pooled);
-      this.watchdog.setGroups(this.environmentPids());
-      if (pool.size === 0 && this.pools.get(name) === pool) this.pools.delete(name);
-      void environment.ended.then(() => this.code.sweep(this.codeInUse()));
-    };
-    this.options.logger.debug('environment started', { function: name, environment: environment.id });
-    return pooled;
-  }
-
-  private reclaimIdle(): void {
-    const cutoff = Date.now() - this.options.idleEnvironmentMs;
-    for (const pool of this.pools.values()) {
-      for (const p of pool) {
-        if (p.env.state === 'idle' && p.env.lastUsedMs < cutoff) {
-          this.options.logger.debug('idle environment reclaimed', { function: p.functionName, environment: p.env.id });
-          void p.env.kill();
-        }
-      }
-    }
-  }
 }
 
 function tail(text: string): string {
@@ -608,22 +427,4 @@ function tail(text: string): string {
 
 function tooLarge(limit: number): LambdaApiError {
   return new LambdaApiError('RequestEntityTooLargeException', `Request must be smaller than ${limit} bytes for the Invoke operation`);
-}
-
-function lambdaError(type: string, requestId: string, message: string): Buffer {
-  return Buffer.from(JSON.stringify({ errorType: type, errorMessage: `RequestId: ${requestId} Error: ${message}` }));
-}
-
-function exitError(requestId: string, detail: string, fn: FunctionRecord): Buffer {
-  if (detail.startsWith('cannot start runtime')) {
-    // Lambda's wording for a bootstrap that is missing or not executable
-    const bootstrap = join(fn.code.dir, 'bootstrap');
-    const message = /ENOENT/.test(detail)
-      ? `Couldn't find valid bootstrap(s): [${bootstrap}]`
-      : /EACCES/.test(detail)
-        ? `fork/exec ${bootstrap}: permission denied`
-        : detail;
-    return lambdaError('Runtime.InvalidEntrypoint', requestId, message);
-  }
-  return lambdaError('Runtime.ExitError', requestId, `Runtime exited with error: ${detail}`);
 }
