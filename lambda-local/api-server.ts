@@ -29,6 +29,8 @@ interface Reply {
 }
 
 interface Route {
+  /** The API operation's name, as in the service's messages. */
+  operation: string;
   method: string;
   pattern: RegExp;
   bodyLimit: number;
@@ -46,10 +48,10 @@ export function createApiServer(service: LambdaService, logger: LambdaLocalLogge
   };
   const fnPath = (prefix: string, suffix = '') => new RegExp(`^/${prefix}/functions/([^/]+)${suffix}/?$`);
   const routes: Route[] = [
-    { method: 'POST', pattern: /^\/2015-03-31\/functions\/?$/, bodyLimit: MAX_CODE_REQUEST_BYTES, handle: (c) => orError(201, service.createFunction(parseJson(c.body))) },
-    { method: 'GET', pattern: fnPath('2015-03-31'), bodyLimit: 0, handle: withFunction((fn) => json(200, service.getFunction(fn))) },
+    { operation: 'CreateFunction', method: 'POST', pattern: /^\/2015-03-31\/functions\/?$/, bodyLimit: MAX_CODE_REQUEST_BYTES, handle: (c) => orError(201, service.createFunction(parseJson(c.body))) },
+    { operation: 'GetFunction', method: 'GET', pattern: fnPath('2015-03-31'), bodyLimit: 0, handle: withFunction((fn) => json(200, service.getFunction(fn))) },
     {
-      method: 'DELETE',
+      operation: 'DeleteFunction', method: 'DELETE',
       pattern: fnPath('2015-03-31'),
       bodyLimit: 0,
       handle: withFunction(async (fn, c) => {
@@ -58,45 +60,45 @@ export function createApiServer(service: LambdaService, logger: LambdaLocalLogge
         return { status: 204 };
       }),
     },
-    { method: 'GET', pattern: fnPath('2015-03-31', '/configuration'), bodyLimit: 0, handle: withFunction((fn) => json(200, service.configuration(fn))) },
+    { operation: 'GetFunctionConfiguration', method: 'GET', pattern: fnPath('2015-03-31', '/configuration'), bodyLimit: 0, handle: withFunction((fn) => json(200, service.configuration(fn))) },
     {
-      method: 'PUT',
+      operation: 'UpdateFunctionConfiguration', method: 'PUT',
       pattern: fnPath('2015-03-31', '/configuration'),
       bodyLimit: MAX_CONFIG_REQUEST_BYTES,
       handle: withFunction((fn, c) => orError(200, service.updateFunctionConfiguration(fn, parseJson(c.body)))),
     },
     {
-      method: 'PUT',
+      operation: 'UpdateFunctionCode', method: 'PUT',
       pattern: fnPath('2015-03-31', '/code'),
       bodyLimit: MAX_CODE_REQUEST_BYTES,
       handle: withFunction((fn, c) => orError(200, service.updateFunctionCode(fn, parseJson(c.body)))),
     },
     {
-      method: 'PUT',
+      operation: 'PutFunctionConcurrency', method: 'PUT',
       pattern: fnPath('2017-10-31', '/concurrency'),
       bodyLimit: MAX_CONFIG_REQUEST_BYTES,
       handle: withFunction((fn, c) => orError(200, service.putFunctionConcurrency(fn, parseJson(c.body)))),
     },
     {
-      method: 'DELETE',
+      operation: 'DeleteFunctionConcurrency', method: 'DELETE',
       pattern: fnPath('2017-10-31', '/concurrency'),
       bodyLimit: 0,
       handle: withFunction((fn) => (service.deleteFunctionConcurrency(fn), { status: 204 })),
     },
     {
-      method: 'GET',
+      operation: 'GetFunctionConcurrency', method: 'GET',
       pattern: fnPath('2019-09-30', '/concurrency'),
       bodyLimit: 0,
       handle: withFunction((fn) => json(200, fn.reservedConcurrency === null ? {} : { ReservedConcurrentExecutions: fn.reservedConcurrency })),
     },
     {
-      method: 'PUT',
+      operation: 'PutFunctionEventInvokeConfig', method: 'PUT',
       pattern: fnPath('2019-09-25', '/event-invoke-config'),
       bodyLimit: MAX_CONFIG_REQUEST_BYTES,
       handle: withFunction((fn, c) => orError(200, service.putEventInvokeConfig(fn, parseJson(c.body)))),
     },
     {
-      method: 'GET',
+      operation: 'GetFunctionEventInvokeConfig', method: 'GET',
       pattern: fnPath('2019-09-25', '/event-invoke-config'),
       bodyLimit: 0,
       handle: withFunction((fn) => {
@@ -105,7 +107,7 @@ export function createApiServer(service: LambdaService, logger: LambdaLocalLogge
       }),
     },
     {
-      method: 'POST',
+      operation: 'Invoke', method: 'POST',
       pattern: fnPath('2015-03-31', '/invocations'),
       bodyLimit: MAX_SYNC_PAYLOAD_BYTES,
       handle: async (c) => {
@@ -160,8 +162,7 @@ export function createApiServer(service: LambdaService, logger: LambdaLocalLogge
     void readLimited(req, route.bodyLimit).then(
       async (body) => {
         if (body === null) {
-          const op = route.pattern.source.includes('invocations') ? 'Invoke' : 'this';
-          return send(res, errorReply(new LambdaApiError('RequestEntityTooLargeException', `Request must be smaller than ${route.bodyLimit} bytes for the ${op} operation`)));
+          return send(res, errorReply(new LambdaApiError('RequestEntityTooLargeException', `Request must be smaller than ${route.bodyLimit} bytes for the ${route.operation} operation`)));
         }
         let reply: Reply;
         try {
