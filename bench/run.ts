@@ -8,7 +8,8 @@ const usage = `usage: npm run bench -- [--only GROUP[,GROUP]] [--quick]
 Groups: netstack (two stacks in one process), micro (checksum, IPv4 and TCP header parse
 and emit, with Benchmark.js), codec (the WebSocket codec: what masking costs), relay (hosts
 through the relay), cold (SYN to a cold local host: first start after boot, back to back),
-join (a kernel through TUN; needs root, /dev/net/tun and the addon).
+join (a kernel through TUN; needs root, /dev/net/tun and the addon),
+lambda (start latency through lambda-local).
   --only   run only these groups (default: all)
   --quick  shorter runs, smaller transfers (figures are noisier)
   --help   this text`;
@@ -24,6 +25,7 @@ async function groups(): Promise<Record<string, Group>> {
     ['relay', './relay.js', 'runRelayBench'],
     ['cold', './cold-start.js', 'runColdStartBench'],
     ['join', './join.js', 'runJoinBench'],
+    ['lambda', './lambda.js', 'runLambdaBench'],
   ] as const) {
     try {
       const mod = (await import(file)) as Record<string, Group>;

@@ -14,6 +14,7 @@ commands:
   events                show lifecycle events (--follow to stream them)
   ping <name|address>   ping a host through the relay
   join                  put this machine on the network (TUN, or --userspace: SOCKS5, forwards, expose)
+  lambda-local          a local AWS Lambda (Lambda API + Runtime API) for development and tests
 
 Run 'imach <command> --help' for a command's options; 'imach --version' for the version.
 

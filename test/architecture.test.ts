@@ -20,6 +20,8 @@ const MAY_IMPORT: Record<string, string[]> = {
   // bent: join shares the hosts' logger and their default stack (Stack + net facade +
   // resolver) rather than keeping copies; both would move to netstack if they grow
   join: ['netstack/', 'transport/', 'relay/protocol.ts', 'hostfn/log.ts', 'hostfn/netstack-bundle.ts'],
+  // a development tool: Node built-ins only (it starts hostfn/lambda-runtime.js by path)
+  'lambda-local': [],
   cli: ['*'],
   bench: ['*'],
   test: ['*'],
@@ -78,6 +80,14 @@ describe('architecture: folder import rules', () => {
     }
     assert.ok(checked > 300, `checked ${checked} imports`);
     assert.deepEqual(violations, []);
+  });
+
+  it('every top-level folder with TypeScript has a rule', () => {
+    const folders = readdirSync(ROOT, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && !['node_modules', 'dist', 'examples', 'native', 'scripts', 'bin'].includes(e.name) && !e.name.startsWith('.'))
+      .map((e) => e.name)
+      .filter((d) => tsFiles(d).length > 0);
+    assert.deepEqual(folders.filter((d) => !(d in MAY_IMPORT)), []);
   });
 
   it('a rule that is broken is found (the check can fail)', () => {
