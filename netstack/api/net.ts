@@ -235,6 +235,13 @@ function coalesceWrites(chunks: ReadonlyArray<{ chunk: Buffer }>): Buffer[] {
   return out;
 }
 
+const LOOPBACK = '127.0.0.1';
+
+/** 'localhost', 127.0.0.0/8 and ::1: inside a host, its own loopback (RFC 1122 section 3.2.1.3). */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 function validatePort(value: unknown, name = 'Port'): number {
   const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
@@ -420,7 +427,7 @@ export class NetSocket extends Duplex {
     this.connecting = true;
     this._hold.setActive(true);
 
-    const host = opts.host === undefined || opts.host === '' ? this._ctx.stack.address : opts.host;
+    const host = opts.host === undefined || opts.host === '' || isLoopbackHost(opts.host) ? this._ctx.stack.address : opts.host;
     const ip = parseIpv4Address(host);
     if (ip !== null) {
       process.nextTick(connectTo, this, ip, port, localPort);
@@ -920,7 +927,8 @@ export class NetServer extends EventEmitter {
     const host = opts.host;
     let bound = '0.0.0.0';
     if (host !== undefined && host !== '' && host !== '0.0.0.0' && host !== '::') {
-      if (host === 'localhost' || host === stack.address) bound = stack.address;
+      if (isLoopbackHost(host)) bound = LOOPBACK;
+      else if (host === stack.address) bound = stack.address;
       else if (parseIpv4Address(host) !== null || nodeIsIPv6(host)) {
         process.nextTick(emitServerError, this, uvHostPortError('EADDRNOTAVAIL', 'listen', host, port));
         return this;
@@ -977,7 +985,9 @@ export class NetServer extends EventEmitter {
   }
 
   private _onConnection(conn: TcpConnectionApi): void {
-    if (this._handle === null) {
+    // The host's loopback is its own address: a loopback listener takes only its own host.
+    const local = conn.tuple.localAddress;
+    if (this._handle === null || (this._boundAddress === LOOPBACK && conn.tuple.remoteAddress !== local)) {
       abortConnection(conn, this._ctx.stack.tcp);
       return;
     }
