@@ -47,6 +47,8 @@ export interface HostNetworking {
   relay: { host: string; port: number };
   /** called with every kernel socket made for the relay (the register unrefs them) */
   onRelaySocket?: (socket: NodeNet.Socket) => void;
+  /** called when the program first dials or binds on the stack (the register then lets packets in) */
+  onStackUse?: () => void;
   log: Logger;
 }
 
@@ -144,21 +146,24 @@ function connect(...args: unknown[]): NodeNet.Socket {
     return s;
   }
   if (route.kind === 'blocked') return failedSocket(h, blockedError(String(options.host), Number(options.port))) as unknown as NodeNet.Socket;
+  h.onStackUse?.();
   const facadeOptions = { ...options, host: route.host, port: options.port ?? 0 };
   return h.net.connect(facadeOptions, cb) as unknown as NodeNet.Socket;
 }
 
 /** `new net.Socket()`: a facade socket; sockets over an fd or handle (pipes) stay Node's. */
 function Socket(this: unknown, options?: { fd?: unknown; handle?: unknown }): NodeNet.Socket {
+  // Node's own subclasses call net.Socket on their `this` (TLSSocket: ReflectApply(net.Socket, this, ...)).
+  if (new.target === undefined) return Reflect.apply(originals.NetSocket, this, [options]) as NodeNet.Socket;
+  if (new.target !== Socket) return Reflect.construct(originals.NetSocket, [options], new.target) as NodeNet.Socket;
   const h = installed;
   if (h === null || (options !== undefined && (options.handle !== undefined || options.fd !== undefined))) {
     return new originals.NetSocket(options as NodeNet.SocketConstructorOpts);
   }
   return new h.net.Socket(options as object) as unknown as NodeNet.Socket;
 }
-Object.defineProperty(Socket, Symbol.hasInstance, {
-  value: (v: unknown) => v instanceof originals.NetSocket || (installed !== null && v instanceof installed.net.Socket),
-});
+// `x instanceof net.Socket` stays true for Node's own sockets only: node:tls takes a
+// socket that claims to be one for a libuv stream and reads its handle.
 Socket.prototype = originals.NetSocket.prototype;
 
 // ---- servers: Node's own Server classes listen on the stack ----
@@ -268,7 +273,8 @@ function tlsConnect(...args: unknown[]): NodeTls.TLSSocket {
     const extra = [args[1], args[2]].find((a) => a !== null && typeof a === 'object') as NodeTls.ConnectionOptions | undefined;
     options = { ...extra, port: Number(a0), host };
   }
-  if (options.socket !== undefined || options.path !== undefined) return call();
+  if (options.socket !== undefined && options.socket !== null) return call();
+  if (options.path !== undefined && options.path !== null) return call();
   const route = routeOf(h, options.host, options.port);
   if (route.kind === 'machine') {
     const s = call();
@@ -276,6 +282,7 @@ function tlsConnect(...args: unknown[]): NodeTls.TLSSocket {
     return s;
   }
   const port = options.port ?? 443;
+  h.onStackUse?.();
   const socket =
     route.kind === 'blocked'
       ? failedSocket(h, blockedError(String(options.host), port))
@@ -292,6 +299,7 @@ function createSocket(...args: unknown[]): NodeDgram.Socket {
   const a0 = args[0] as string | { type?: string };
   const type = typeof a0 === 'string' ? a0 : a0?.type;
   if (h === null || type !== 'udp4') return (originals.dgramCreateSocket as (...a: unknown[]) => NodeDgram.Socket)(...args);
+  h.onStackUse?.();
   return h.dgram.createSocket('udp4', args[1] as never) as unknown as NodeDgram.Socket;
 }
 

@@ -2,8 +2,8 @@
 // Node program a host. Before the program's first line runs it joins the relay with the
 // launch in IMACH_LAUNCH, brings up the host's stack, and installs it under Node's
 // networking (node-hooks.ts). Then:
-// - the held packets that started the host are delivered once the program listens (or
-//   after LISTEN_WAIT_MS), so the connect that started it is not refused;
+// - the held packets that started the host are delivered once the program listens or
+//   dials (or after LISTEN_WAIT_MS), so the connect that started it is not refused;
 // - activity is reported from the stack's counters, as hostfn/runtime.ts does;
 // - a drain delivers SIGTERM to the program (its handlers run, or Node ends it), and the
 //   host ends after the grace time;
@@ -24,8 +24,12 @@ import {
 } from './protocol.js';
 import { RelayLink, isRelayLinkError } from './relay-link.js';
 
-/** Longest wait for the program to listen before held packets are delivered. */
-const LISTEN_WAIT_MS = 500;
+/**
+ * Longest wait for the program to listen (or dial) before held packets are delivered.
+ * Longer than the module runtime's 500 ms: a program may load a framework or a database
+ * before it listens, and a SYN delivered before that would be refused.
+ */
+const LISTEN_WAIT_MS = 30_000;
 const POLL_MS = 200;
 
 const log = createLogger({ sink: textSink() });
@@ -51,6 +55,7 @@ const relay = { host: relayUrl.hostname, port: Number(relayUrl.port || (relayUrl
 // Kernel sockets to the relay: unref'd once joined, so only the program's handles keep
 // the process alive (a reconnect's socket as well).
 let joined = false;
+let programDialed = false;
 const relaySockets = new Set<Socket>();
 const onRelaySocket = (s: Socket): void => {
   relaySockets.add(s);
@@ -91,6 +96,7 @@ installNodeHooks({
   egress: program.egress,
   relay,
   onRelaySocket,
+  onStackUse: () => (programDialed = true),
   log: hostLog,
 });
 joined = true;
@@ -165,10 +171,10 @@ process.on('beforeExit', () => {
   const until = Date.now() + LISTEN_WAIT_MS;
   const poll = (): void => {
     const s = stack.socketStats();
-    if (s.listening + s.udp > 0 || Date.now() >= until) {
+    if (s.listening + s.udp > 0 || programDialed || Date.now() >= until) {
       link.resumeReceive();
       reportActivity();
-    } else setTimeout(poll, 5);
+    } else setTimeout(poll, 5).unref();
   };
   setImmediate(poll);
 }
