@@ -6,7 +6,8 @@ import { printTable, writeResults, type BenchRow } from './report.js';
 const usage = `usage: npm run bench -- [--only GROUP[,GROUP]] [--quick]
 
 Groups: netstack (two stacks in one process), relay (hosts through the relay),
-join (a kernel through TUN; needs root, /dev/net/tun and the addon).
+join (a kernel through TUN; needs root, /dev/net/tun and the addon), http (express with
+autocannon through TUN: a command: host against kernel loopback; same needs).
   --only   run only these groups (default: all)
   --quick  shorter runs, smaller transfers (figures are noisier)
   --help   this text`;
@@ -19,6 +20,7 @@ async function groups(): Promise<Record<string, Group>> {
   for (const [name, file, fn] of [
     ['relay', './relay.js', 'runRelayBench'],
     ['join', './join.js', 'runJoinBench'],
+    ['http', './http.js', 'runHttpBench'],
   ] as const) {
     try {
       const mod = (await import(file)) as Record<string, Group>;
