@@ -23,8 +23,18 @@ const ESM_SERVER = `
 import { createServer } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import dns from 'node:dns/promises';
+import { Resolver } from 'node:dns';
+import { connect } from 'node:net';
 const server = createServer(async (req, res) => {
-  if (req.url === '/whoami') {
+  if (req.url === '/names') {
+    const r = new Resolver();
+    r.resolve4('cjs.imach', (err, addresses) => {
+      dns.lookup('nosuchhost').catch((e) => {
+        const c = connect(8080, 'nosuchhost');
+        c.on('error', (e2) => res.end([err?.code ?? addresses.join(','), e.code, e.hostname, e2.code].join(' ')));
+      });
+    });
+  } else if (req.url === '/whoami') {
     const self = await dns.lookup('web');
     res.end('esm ' + self.address + ' ' + server.address().port);
   } else res.end('esm ' + req.url);
@@ -69,8 +79,21 @@ const server = net.createServer((s) => {
 server.listen(7000);
 `;
 
+const REAL_PORT_MODULE = `
+import http from 'node:http';
+export default async function ({ net }) {
+  // By mistake: Node's own http binds a port of the real machine.
+  http.createServer((_q, r) => r.end('unreachable')).listen(0, '127.0.0.1');
+  net.createServer((s) => s.end('on the stack')).listen(7000);
+}
+`;
+
 const MANIFEST = `
 hosts:
+  mistaken:
+    run: ./real-port.mjs
+    address: 10.77.0.9
+    idle: 60s
   web:
     command: node esm-server.mjs
     address: 10.77.0.5
@@ -101,6 +124,7 @@ describe('command: hosts (ordinary Node programs)', function () {
       'cjs-server.cjs': CJS_SERVER,
       'self-client.mjs': SELF_CLIENT,
       'egress-none.mjs': EGRESS_NONE,
+      'real-port.mjs': REAL_PORT_MODULE,
     });
     me = await joinTestHost(app.relay.url, app.relay.mintToken('tester', 3600));
   });
@@ -115,6 +139,11 @@ describe('command: hosts (ordinary Node programs)', function () {
     assert.match(res, /^HTTP\/1\.1 200 OK/);
     assert.match(res, /esm 10\.77\.0\.5 8080$/);
     assert.ok(app.output.some((l) => l === 'web: listening on 8080'), app.output.join('\n'));
+  });
+
+  it('dns: a Resolver finds overlay names, unknown names are ENOTFOUND for lookup and connect', async function () {
+    const res = await rawHttpGet(me.net, 'web', 8080, '/names');
+    assert.match(res, /10\.77\.0\.6 ENOTFOUND nosuchhost ENOTFOUND$/);
   });
 
   it('a CommonJS program: net and http servers on the same host', async function () {
@@ -142,6 +171,11 @@ describe('command: hosts (ordinary Node programs)', function () {
     await me.ping('10.77.0.7').catch(() => 0);
     await waitFor(() => app.output.includes('self: self said: to myself'), 'the self connection');
     await waitFor(() => app.output.some((l) => /^self: .*host ended.*program exited/.test(l)), 'the host released');
+  });
+
+  it('a run: module that binds a real port by mistake gets a warning in its log', async function () {
+    await me.ping('10.77.0.9').catch(() => 0);
+    await waitFor(() => app.output.some((l) => /^mistaken: .*listens on a port of the real machine.*127\.0\.0\.1:\d+/.test(l)), 'the warning');
   });
 
   it('egress: none refuses addresses outside the overlay with ENETUNREACH and a clear message', async function () {
