@@ -934,7 +934,7 @@ export class NetServer extends EventEmitter {
         return this;
       }
     }
-    const handle = stack.tcp.listen(port, { backlog: opts.backlog }, (conn) => this._onConnection(conn));
+    const handle = stack.tcp.listen(port, { backlog: opts.backlog, ownHostOnly: bound === LOOPBACK }, (conn) => this._onConnection(conn));
     if (handle === 'EADDRINUSE') {
       process.nextTick(emitServerError, this, uvHostPortError('EADDRINUSE', 'listen', bound, port));
       return this;
@@ -985,9 +985,7 @@ export class NetServer extends EventEmitter {
   }
 
   private _onConnection(conn: TcpConnectionApi): void {
-    // The host's loopback is its own address: a loopback listener takes only its own host.
-    const local = conn.tuple.localAddress;
-    if (this._handle === null || (this._boundAddress === LOOPBACK && conn.tuple.remoteAddress !== local)) {
+    if (this._handle === null) {
       abortConnection(conn, this._ctx.stack.tcp);
       return;
     }

@@ -174,6 +174,24 @@ describe('node:http and tls over the net facade', function () {
     assert.equal(text, 'hello web');
   });
 
+  it('127.0.0.1 is the host itself: a loopback listener takes its own host and refuses another', async function () {
+    const listener = pair.server.createServer((s) => s.end('self'));
+    listener.listen(0, '127.0.0.1');
+    await once(listener, 'listening');
+    cleanups.push(() => listener.close());
+    const port = listener.address()!.port;
+    assert.equal(listener.address()!.address, '127.0.0.1');
+    const self = pair.server.connect(port, '127.0.0.1');
+    let text = '';
+    self.setEncoding('utf8');
+    self.on('data', (d: string) => (text += d));
+    await once(self, 'end');
+    assert.equal(text, 'self');
+    const other = pair.client.connect(port, '10.77.0.3');
+    const [err] = (await once(other, 'error')) as [NodeJS.ErrnoException];
+    assert.equal(err.code, 'ECONNREFUSED');
+  });
+
   it('a facade socket has a writable server property, as Node sockets do', async function () {
     let accepted: NetSocket | undefined;
     const listener = pair.server.createServer((s) => (accepted = s));
