@@ -174,6 +174,28 @@ describe('node:http and tls over the net facade', function () {
     assert.equal(text, 'hello web');
   });
 
+  it('corked writes of mixed sizes (small ones joined, large ones as they are) arrive whole and in order', async function () {
+    const chunks = [Buffer.alloc(10, 1), Buffer.alloc(100_000, 2), Buffer.alloc(5, 3), Buffer.alloc(70_000, 4), Buffer.alloc(30_000, 5), Buffer.alloc(40_000, 6)];
+    const expected = Buffer.concat(chunks);
+    const received: Buffer[] = [];
+    const listener = pair.server.createServer((s) => {
+      s.on('data', (d: Buffer) => received.push(d));
+      s.on('end', () => s.end());
+    });
+    listener.listen(0);
+    await once(listener, 'listening');
+    cleanups.push(() => listener.close());
+    const c = pair.client.connect(listener.address()!.port, '10.77.0.3');
+    await once(c, 'connect');
+    c.cork();
+    for (const chunk of chunks) c.write(chunk);
+    c.uncork();
+    c.end();
+    c.resume();
+    await once(c, 'close');
+    assert.ok(Buffer.concat(received).equals(expected), `received ${Buffer.concat(received).length} of ${expected.length} bytes`);
+  });
+
   it('127.0.0.1 is the host itself: a loopback listener takes its own host and refuses another', async function () {
     const listener = pair.server.createServer((s) => s.end('self'));
     listener.listen(0, '127.0.0.1');
