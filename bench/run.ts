@@ -9,7 +9,8 @@ Groups: netstack (two stacks in one process), micro (checksum, IPv4 and TCP head
 and emit, with Benchmark.js), codec (the WebSocket codec: what masking costs), relay (hosts
 through the relay), cold (SYN to a cold local host: first start after boot, back to back),
 join (a kernel through TUN; needs root, /dev/net/tun and the addon),
-lambda (start latency through lambda-local).
+lambda (start latency through lambda-local), http (express with autocannon through TUN: a
+command: host against kernel loopback; needs root, /dev/net/tun and the addon).
   --only   run only these groups (default: all)
   --quick  shorter runs, smaller transfers (figures are noisier)
   --help   this text`;
@@ -26,6 +27,7 @@ async function groups(): Promise<Record<string, Group>> {
     ['cold', './cold-start.js', 'runColdStartBench'],
     ['join', './join.js', 'runJoinBench'],
     ['lambda', './lambda.js', 'runLambdaBench'],
+    ['http', './http.js', 'runHttpBench'],
   ] as const) {
     try {
       const mod = (await import(file)) as Record<string, Group>;

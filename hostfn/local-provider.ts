@@ -10,6 +10,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { HostInstance, Provider } from '../relay/provider.js';
 import { createLogger, type Logger } from './log.js';
 import { LAUNCH_ENV, type Launch } from './protocol.js';
+import { programSpawn } from './program.js';
 import { WARM_ENV, isWarmReady, type WarmLaunchMessage } from './warm.js';
 
 export interface LocalProviderOptions {
@@ -81,15 +82,21 @@ export class LocalProvider implements Provider {
     // The slot is taken before the first await, so concurrent starts cannot all pass the check.
     this.reserved++;
     let inst: LocalInstance;
-    const spare = this.takeSpare();
+    let spare: Spare | null = null;
     try {
+      // A `command:` host is its own program: no spare can become it.
+      const program = programSpawn(launch, { ...process.env, ...this.options.env }, this.options.nodeArgs);
+      if (program === null) spare = this.takeSpare();
       if (spare !== null) {
         inst = this.launchSpare(spare, launch);
       } else {
-        const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), this.mainPath], {
-          env: { ...process.env, ...this.options.env, [LAUNCH_ENV]: JSON.stringify(launch) },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+        const child =
+          program !== null
+            ? spawn(program.file, program.args, { env: program.env, cwd: program.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+            : spawn(process.execPath, [...(this.options.nodeArgs ?? []), this.mainPath], {
+                env: { ...process.env, ...this.options.env, [LAUNCH_ENV]: JSON.stringify(launch) },
+                stdio: ['ignore', 'pipe', 'pipe'],
+              });
         await new Promise<void>((resolve, reject) => {
           child.once('spawn', () => resolve());
           child.once('error', (e) => reject(new Error(`cannot start ${launch.host}: ${e.message}`)));

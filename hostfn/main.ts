@@ -4,6 +4,7 @@
 
 import { createLogger, textSink } from './log.js';
 import { LAUNCH_ENV, isProtocolError, parseLaunch } from './protocol.js';
+import { warnOnRealListen } from './real-port-warning.js';
 import { HostRuntime, preloadDefaultStack } from './runtime.js';
 import { WARM_ENV, isWarmLaunch, type WarmReadyMessage } from './warm.js';
 
@@ -45,6 +46,7 @@ async function main(): Promise<number> {
     return 2;
   }
   delete process.env[LAUNCH_ENV];
+  warnOnRealListen(log, launch.host);
   const runtime = new HostRuntime(launch, { logger: log, setProcessEnv: true });
   const onSignal = (sig: string) => () => runtime.drain(sig);
   process.on('SIGTERM', onSignal('SIGTERM'));

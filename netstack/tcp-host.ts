@@ -19,6 +19,7 @@ import type {
   TcpErrorCode,
   TcpHost,
   TcpListenerHandle,
+  TcpListenOptions,
 } from './tcp/types.js';
 import { isWireError } from './wire/error.js';
 import { IPV4_FLAG_DF, IPV4_HEADER_LENGTH, PROTO_TCP, emitIpv4Header, type Ipv4HeaderFields, type Ipv4Packet } from './wire/ipv4.js';
@@ -200,7 +201,7 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
     return conn;
   }
 
-  listen(localPort: number, options: { backlog?: number }, onConnection: (conn: TcpConnectionApi) => void): TcpListenerHandle | 'EADDRINUSE' {
+  listen(localPort: number, options: TcpListenOptions, onConnection: (conn: TcpConnectionApi) => void): TcpListenerHandle | 'EADDRINUSE' {
     if (this.closed || this.listeners.size >= this.stack.limits.maxTcpListeners) return 'EADDRINUSE';
     let port = localPort;
     if (port === 0) {
@@ -208,7 +209,7 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
       if (port === 0) return 'EADDRINUSE';
     } else if (!Number.isInteger(port) || port < 0 || port > 0xffff || this.listeners.has(port)) return 'EADDRINUSE';
     // Node's default backlog.
-    const listener = new TcpListener(this, this.config, this.localAddress, port, options.backlog ?? 511, onConnection);
+    const listener = new TcpListener(this, this.config, this.localAddress, port, options.backlog ?? 511, onConnection, undefined, options.ownHostOnly === true);
     this.listeners.set(port, listener);
     return {
       localPort: port,

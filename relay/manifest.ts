@@ -5,13 +5,13 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument, type Document, type YAMLError } from 'yaml';
 import { formatAddress, isHostAddress, parseAddress, parseNetwork } from './address.js';
-import { DEFAULT_NETWORK } from './protocol.js';
+import { DEFAULT_NETWORK, encodeProgramRun, type ProgramSpec } from './protocol.js';
 
 export type ProviderName = 'local' | 'lambda';
 
 export interface HostSpec {
   name: string;
-  /** absolute path of the app module */
+  /** absolute path of the app module, or a `command:` program (encodeProgramRun) */
   run: string;
   address: string;
   provider: ProviderName;
@@ -204,6 +204,60 @@ function collectHosts(v: unknown): RawHost[] {
   return out;
 }
 
+// ---- `command:` hosts: an ordinary program as the host ----
+
+const PROGRAM_KEYS = ['command', 'cwd', 'egress'] as const;
+
+function parseRun(b: Obj, field: string, baseDir: string): string {
+  for (const k of ['cwd', 'egress']) if (b[k] !== undefined) fail(`${field}.${k}`, b[k], 'only for a host with a command');
+  if (typeof b.run !== 'string' || b.run.length === 0) fail(`${field}.run`, b.run, 'expected the path of the app module (or a command)');
+  return isAbsolute(b.run) ? b.run : resolve(baseDir, b.run);
+}
+
+/** Split a command line into words: whitespace separates, '...' and "..." group. */
+export function splitCommand(line: string): string[] | string {
+  const words: string[] = [];
+  const re = /\s*(?:'([^']*)'|"([^"]*)"|([^\s'"]+))/gy;
+  let word: string | null = null;
+  let m: RegExpExecArray | null;
+  let last = 0;
+  while ((m = re.exec(line)) !== null) {
+    const glued = m[0].length > 0 && !/^\s/.test(m[0]) && word !== null;
+    const piece = m[1] ?? m[2] ?? m[3] ?? '';
+    if (glued) word += piece;
+    else {
+      if (word !== null) words.push(word);
+      word = piece;
+    }
+    last = re.lastIndex;
+    if (m[0].length === 0) break;
+  }
+  if (line.slice(last).trim() !== '') return 'unbalanced quotes';
+  if (word !== null) words.push(word);
+  return words;
+}
+
+function parseProgram(b: Obj, field: string, baseDir: string): ProgramSpec {
+  if (b.run !== undefined) fail(`${field}.run`, b.run, 'a host has either run or command, not both');
+  let argv: string[];
+  if (typeof b.command === 'string') {
+    const words = splitCommand(b.command);
+    if (typeof words === 'string') fail(`${field}.command`, b.command, words);
+    argv = words;
+  } else if (Array.isArray(b.command) && b.command.every((w) => typeof w === 'string')) {
+    argv = b.command as string[];
+  } else {
+    fail(`${field}.command`, b.command, "expected a command line like 'node server.js' or a list of words");
+  }
+  if (argv.length === 0 || argv.length > 256) fail(`${field}.command`, b.command, 'expected 1 to 256 words');
+  if (!/(^|\/)node$/.test(argv[0]!)) fail(`${field}.command`, b.command, "only Node programs for now: the command must start with 'node'");
+  if (b.cwd !== undefined && (typeof b.cwd !== 'string' || b.cwd === '')) fail(`${field}.cwd`, b.cwd, 'expected a folder');
+  const cwd = typeof b.cwd === 'string' ? resolve(baseDir, b.cwd) : baseDir;
+  const egress = b.egress ?? 'host';
+  if (egress !== 'host' && egress !== 'none') fail(`${field}.egress`, egress, "expected 'host' (the machine's network) or 'none'");
+  return { argv, cwd, egress };
+}
+
 function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
   const lines = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
@@ -245,7 +299,7 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
     if (!isDnsLabel(raw.name)) fail(raw.field, raw.name, 'host names must be DNS labels (a-z, 0-9, -; at most 63)');
     if (seen.has(raw.name)) fail(raw.field, raw.name, 'duplicate host name');
     seen.add(raw.name);
-    checkKeys(raw.body, raw.field, ['run', 'address', 'provider', 'idle', 'env', 'startTimeout']);
+    checkKeys(raw.body, raw.field, ['run', 'address', 'provider', 'idle', 'env', 'startTimeout', ...PROGRAM_KEYS]);
     if (raw.body.address !== undefined) {
       const a = raw.body.address;
       const n = typeof a === 'string' ? parseAddress(a) : null;
@@ -262,8 +316,7 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
   let next = net.gateway + 1;
   const hosts: HostSpec[] = raws.map((raw) => {
     const b = raw.body;
-    if (typeof b.run !== 'string' || b.run.length === 0) fail(`${raw.field}.run`, b.run, 'expected the path of the app module');
-    const run = isAbsolute(b.run) ? b.run : resolve(baseDir, b.run);
+    const run = b.command !== undefined ? encodeProgramRun(parseProgram(b, raw.field, baseDir)) : parseRun(b, raw.field, baseDir);
     let address: number;
     if (typeof b.address === 'string') address = parseAddress(b.address)!;
     else {

@@ -125,6 +125,45 @@ export interface Launch {
   relayCertSha256?: string;
 }
 
+/**
+ * A `command:` host: an ordinary program run as the host. It travels in the Launch's
+ * `run` field as PROGRAM_RUN_PREFIX + JSON, so every provider passes it on unchanged.
+ */
+export interface ProgramSpec {
+  /** the program and its arguments; argv[0] is `node` (Node programs only for now) */
+  argv: string[];
+  /** absolute working directory */
+  cwd: string;
+  /** 'host': addresses outside the overlay use the machine's network; 'none': refused */
+  egress: 'host' | 'none';
+}
+
+export const PROGRAM_RUN_PREFIX = 'program:';
+const MAX_PROGRAM_ARGS = 256;
+
+export function encodeProgramRun(program: ProgramSpec): string {
+  return PROGRAM_RUN_PREFIX + JSON.stringify(program);
+}
+
+/** The program of a Launch's `run`: null for a module path, an error for a bad program. */
+export function decodeProgramRun(run: string): ProgramSpec | null | ProtocolError {
+  if (!run.startsWith(PROGRAM_RUN_PREFIX)) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(run.slice(PROGRAM_RUN_PREFIX.length));
+  } catch {
+    return perr('run', 'program is not JSON');
+  }
+  if (!isObj(v)) return perr('run', 'program is not an object');
+  const { argv, cwd, egress } = v;
+  if (!Array.isArray(argv) || argv.length === 0 || argv.length > MAX_PROGRAM_ARGS || !argv.every((a) => typeof a === 'string')) {
+    return perr('run.argv', `argv must be 1..${MAX_PROGRAM_ARGS} strings`);
+  }
+  if (typeof cwd !== 'string' || cwd === '') return perr('run.cwd', 'cwd must be a path');
+  if (egress !== 'host' && egress !== 'none') return perr('run.egress', "egress must be 'host' or 'none'");
+  return { argv: argv as string[], cwd, egress };
+}
+
 /** Why bytes from a peer were not a valid message. */
 export interface ProtocolError {
   readonly protocolError: true;

@@ -162,6 +162,7 @@ export class RelayLink {
   private flushScheduled = false;
   private pingTimer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private unrefd = false;
   private lastHeard = 0;
   private disconnectedAt = 0;
   private attempt = 0;
@@ -211,6 +212,16 @@ export class RelayLink {
   get welcome(): Welcome {
     if (!this._welcome) throw new Error('RelayLink has no welcome yet');
     return this._welcome;
+  }
+
+  /**
+   * Do not keep the process alive: the link's socket (and every socket a reconnect dials)
+   * and its timers are unref'd, so a program whose own handles are gone can end.
+   */
+  unref(): void {
+    this.unrefd = true;
+    this.ws?.unref();
+    this.reconnectTimer?.unref();
   }
 
   get state(): RelayLinkState {
@@ -492,6 +503,7 @@ export class RelayLink {
     }
     this.pingTimer = setInterval(() => this.checkLiveness(ws), this.options.pingIntervalMs);
     this.pingTimer.unref?.();
+    if (this.unrefd) ws.unref();
     this.setState('open');
     this.flush();
   }
@@ -622,6 +634,7 @@ export class RelayLink {
       this.reconnectTimer = null;
       void this.reconnectOnce();
     }, delay);
+    if (this.unrefd) this.reconnectTimer.unref();
   }
 
   private async reconnectOnce(): Promise<void> {

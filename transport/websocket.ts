@@ -152,6 +152,11 @@ export class WebSocketConnection {
     this.socket.resume();
   }
 
+  /** Let the process exit while only this connection is open (Node's socket.unref). */
+  unref(): void {
+    (this.socket as Duplex & { unref?: () => void }).unref?.();
+  }
+
   get state(): WebSocketState {
     return this._state;
   }

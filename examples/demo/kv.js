@@ -1,52 +1,76 @@
-// kv: a tiny key-value server over TCP on port 7001, one command per line:
-//   SET key value | GET key | INCR key | DEL key  ->  one reply line.
-// State lives in memory, so it is gone when the host is released (hosts are cattle).
+// kv: a small Redis-protocol server on port 6379 (PING, GET, SET, INCR, DEL), reached
+// with ioredis. State lives in memory, so it is gone when the host is released.
 
-const MAX_LINE = 4096;
+import net from 'node:net';
+
 const MAX_KEYS = 10_000;
+const MAX_PENDING = 1 << 20;
+const data = new Map();
+const bulk = (v) => (v === undefined ? '$-1\r\n' : `$${Buffer.byteLength(v)}\r\n${v}\r\n`);
 
-export default async function kv({ net, log, signal, host }) {
-  const data = new Map();
-  const server = net.createServer((socket) => {
-    let buf = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk) => {
-      buf += chunk;
-      if (buf.length > MAX_LINE && !buf.includes('\n')) {
-        socket.end('ERR line too long\n');
-        return;
-      }
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        socket.write(handle(line) + '\n');
-      }
-    });
-    socket.on('error', () => {});
-  });
-
-  function handle(line) {
-    const [cmd, key, ...rest] = line.split(' ');
-    switch ((cmd ?? '').toUpperCase()) {
-      case 'GET':
-        return data.has(key) ? `OK ${data.get(key)}` : 'NIL';
-      case 'SET':
-        if (!data.has(key) && data.size >= MAX_KEYS) return 'ERR full';
-        data.set(key, rest.join(' '));
-        return 'OK';
-      case 'INCR': {
-        const n = Number(data.get(key) ?? 0) + 1;
-        data.set(key, String(n));
-        return `OK ${n}`;
-      }
-      case 'DEL':
-        return data.delete(key) ? 'OK 1' : 'OK 0';
-      default:
-        return 'ERR unknown command';
+function answer([cmd = '', key, value]) {
+  switch (cmd.toUpperCase()) {
+    case 'PING':
+      return '+PONG\r\n';
+    case 'GET':
+      return bulk(data.get(key));
+    case 'SET':
+      if (!data.has(key) && data.size >= MAX_KEYS) return '-ERR full\r\n';
+      data.set(key, value);
+      return '+OK\r\n';
+    case 'INCR': {
+      const n = Number(data.get(key) ?? 0) + 1;
+      data.set(key, String(n));
+      return `:${n}\r\n`;
     }
+    case 'DEL':
+      return `:${data.delete(key) ? 1 : 0}\r\n`;
+    case 'INFO':
+      return bulk('# Server\r\nloading:0\r\n');
+    default:
+      return '+OK\r\n';
   }
-
-  server.listen(7001, () => log.info('kv listening', { address: host.address, port: 7001 }));
-  signal.addEventListener('abort', () => log.info('kv draining', { keys: data.size }));
 }
+
+/** Commands (RESP arrays of bulk strings) at the front of `buf`, and the unparsed rest. */
+function parse(buf) {
+  const cmds = [];
+  let off = 0;
+  for (;;) {
+    const start = off;
+    const line = () => {
+      const end = buf.indexOf('\r\n', off);
+      if (end < 0) return null;
+      const text = buf.toString('latin1', off, end);
+      off = end + 2;
+      return text;
+    };
+    const head = line();
+    if (head === null || head[0] !== '*') return [cmds, buf.subarray(start)];
+    const args = [];
+    for (let i = Number(head.slice(1)); i > 0; i--) {
+      const len = line();
+      const size = len === null ? NaN : Number(len.slice(1));
+      if (!(buf.length >= off + size + 2)) return [cmds, buf.subarray(start)];
+      args.push(buf.toString('utf8', off, off + size));
+      off += size + 2;
+    }
+    cmds.push(args);
+  }
+}
+
+const server = net.createServer((socket) => {
+  let pending = Buffer.alloc(0);
+  socket.on('data', (chunk) => {
+    const [cmds, rest] = parse(Buffer.concat([pending, chunk]));
+    pending = rest;
+    if (pending.length > MAX_PENDING) return socket.destroy();
+    if (cmds.length > 0) socket.write(cmds.map(answer).join(''));
+  });
+  socket.on('error', () => {});
+});
+server.listen(6379, () => console.log('kv listening on 6379'));
+process.on('SIGTERM', () => {
+  console.log(`kv draining (${data.size} keys)`);
+  server.close();
+});

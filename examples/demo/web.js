@@ -1,98 +1,66 @@
-// web: a hand-rolled HTTP/1.1 front end on port 80 over the host's own TCP stack.
+// web: an express front end on port 80.
 //   GET /        a greeting
-//   GET /count   increments a counter in kv (TCP, by name: kv.imach)
-//   GET /primes?n=N  asks worker (UDP, by name) how many primes are below N
+//   GET /count   increments a counter in kv (Redis protocol, with ioredis)
+//   GET /primes?n=N  asks worker (UDP) how many primes are below N
 
-const MAX_HEAD = 8192;
+import dgram from 'node:dgram';
+import express from 'express';
+import Redis from 'ioredis';
 
-export default async function web({ net, dgram, dns, log, host }) {
-  const server = net.createServer((socket) => {
-    let head = '';
-    socket.setEncoding('latin1');
-    socket.on('data', async (chunk) => {
-      head += chunk;
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) {
-        if (head.length > MAX_HEAD) respond(socket, 431, 'request header too large\n');
-        return;
-      }
-      socket.removeAllListeners('data');
-      const [method, target] = head.slice(0, head.indexOf('\r\n')).split(' ');
-      try {
-        const { status, body } = await route(method, target ?? '/');
-        respond(socket, status, body);
-      } catch (e) {
-        respond(socket, 502, `upstream failed: ${e.code ?? e.message}\n`);
-      }
-    });
-    socket.on('error', () => {});
-  });
+const port = Number(process.env.PORT ?? 80);
 
-  function respond(socket, status, body) {
-    const text = { 200: 'OK', 404: 'Not Found', 405: 'Method Not Allowed', 431: 'Too Large', 502: 'Bad Gateway' }[status] ?? '';
-    socket.end(
-      `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+// One connection per request: an open connection would keep web and kv from idling out.
+async function incr(key) {
+  const kv = new Redis({ host: process.env.KV_HOST ?? 'kv', port: 6379, lazyConnect: true, maxRetriesPerRequest: 1 });
+  kv.on('error', () => {});
+  try {
+    await kv.connect();
+    return await kv.incr(key);
+  } finally {
+    kv.disconnect();
   }
-
-  async function route(method, target) {
-    if (method !== 'GET') return { status: 405, body: 'GET only\n' };
-    const url = new URL(target, 'http://web');
-    if (url.pathname === '/') return { status: 200, body: `hello from ${host.name} (${host.address})\n` };
-    if (url.pathname === '/count') return { status: 200, body: `count=${await kvIncr('hits')}\n` };
-    if (url.pathname === '/primes') {
-      const n = Number(url.searchParams.get('n') ?? 100000);
-      const r = await askWorker(n);
-      return { status: 200, body: `primes below ${r.n}: ${r.primes}\n` };
-    }
-    return { status: 404, body: 'not found\n' };
-  }
-
-  function kvIncr(key) {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ host: 'kv', port: 7001 });
-      let buf = '';
-      s.setEncoding('utf8');
-      s.setTimeout?.(10000, () => s.destroy(Object.assign(new Error('kv timeout'), { code: 'ETIMEDOUT' })));
-      s.on('connect', () => s.write(`INCR ${key}\n`));
-      s.on('data', (d) => {
-        buf += d;
-        if (buf.includes('\n')) {
-          s.end();
-          resolve(buf.trim().replace(/^OK /, ''));
-        }
-      });
-      s.on('error', reject);
-    });
-  }
-
-  let nextId = 1;
-  async function askWorker(n) {
-    const address = await dns.lookup('worker');
-    const sock = dgram.createSocket('udp4');
-    const id = nextId++;
-    try {
-      return await new Promise((resolve, reject) => {
-        // The first datagram starts a cold worker; the relay holds it until the worker joined.
-        const timer = setTimeout(() => reject(Object.assign(new Error('worker timeout'), { code: 'ETIMEDOUT' })), 15000);
-        sock.on('message', (msg) => {
-          const r = JSON.parse(msg.toString());
-          if (r.id === id) {
-            clearTimeout(timer);
-            resolve(r);
-          }
-        });
-        sock.send(Buffer.from(JSON.stringify({ id, n })), 9000, address, (err) => {
-          if (err) {
-            clearTimeout(timer);
-            reject(err);
-          }
-        });
-      });
-    } finally {
-      sock.close();
-    }
-  }
-
-  server.listen(80, () => log.info('web listening', { address: host.address, port: 80 }));
 }
+
+let nextId = 1;
+function askWorker(n) {
+  const sock = dgram.createSocket('udp4');
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    // The first datagram starts a cold worker; the relay holds it until the worker joined.
+    const timer = setTimeout(() => reject(Object.assign(new Error('worker timeout'), { code: 'ETIMEDOUT' })), 15000);
+    sock.on('message', (msg) => {
+      const r = JSON.parse(msg.toString());
+      if (r.id !== id) return;
+      clearTimeout(timer);
+      resolve(r);
+    });
+    sock.send(JSON.stringify({ id, n }), 9000, process.env.WORKER_HOST ?? 'worker', (err) => {
+      if (err) {
+        clearTimeout(timer);
+        reject(err);
+      }
+    });
+  }).finally(() => sock.close());
+}
+
+const app = express();
+app.get('/', (req, res) => res.type('text').send(`hello from web (${req.socket.localAddress})\n`));
+app.get('/count', async (_req, res, next) => {
+  try {
+    res.type('text').send(`count=${await incr('hits')}\n`);
+  } catch (e) {
+    next(e);
+  }
+});
+app.get('/primes', async (req, res, next) => {
+  try {
+    const r = await askWorker(Number(req.query.n ?? 100000));
+    res.type('text').send(`primes below ${r.n}: ${r.primes}\n`);
+  } catch (e) {
+    next(e);
+  }
+});
+
+const server = app.listen(port, () => console.log(`web listening on ${port}`));
+// A drain is a SIGTERM: finish what is in flight, then exit.
+process.on('SIGTERM', () => server.close());

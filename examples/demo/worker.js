@@ -1,5 +1,7 @@
-// worker: does CPU work for web over UDP on port 9000. A request is JSON {id, n}; the
+// worker: counts primes for web over UDP on port 9000. A request is JSON {id, n}; the
 // reply is {id, n, primes} with the number of primes below n (capped).
+
+import dgram from 'node:dgram';
 
 const MAX_N = 2_000_000;
 
@@ -14,19 +16,16 @@ function countPrimes(n) {
   return count;
 }
 
-export default async function worker({ dgram, log, signal }) {
-  const sock = dgram.createSocket('udp4');
-  sock.on('message', (msg, rinfo) => {
-    let req;
-    try {
-      req = JSON.parse(msg.toString());
-    } catch {
-      return;
-    }
-    const n = Math.min(MAX_N, Math.max(0, Number(req.n) | 0));
-    const reply = JSON.stringify({ id: req.id, n, primes: countPrimes(n) });
-    sock.send(Buffer.from(reply), rinfo.port, rinfo.address);
-  });
-  sock.bind(9000, () => log.info('worker listening', { port: 9000 }));
-  signal.addEventListener('abort', () => sock.close());
-}
+const sock = dgram.createSocket('udp4');
+sock.on('message', (msg, rinfo) => {
+  let req;
+  try {
+    req = JSON.parse(msg.toString());
+  } catch {
+    return;
+  }
+  const n = Math.min(MAX_N, Math.max(0, Number(req.n) | 0));
+  sock.send(JSON.stringify({ id: req.id, n, primes: countPrimes(n) }), rinfo.port, rinfo.address);
+});
+sock.bind(9000, () => console.log('worker listening on 9000'));
+process.on('SIGTERM', () => sock.close());

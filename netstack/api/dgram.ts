@@ -1,6 +1,7 @@
 // A Node `dgram`-compatible UDP socket over the stack (udp4 only): bind, send, close,
 // address, and the 'message', 'listening', 'close' and 'error' events.
 
+import { ProcessHold } from './keepalive.js';
 import { EventEmitter } from 'node:events';
 import { ipv4ToString, parseIpv4Address } from '../wire/ipv4.js';
 import { hostPortError, syscallError, type NetError } from './net-errors.js';
@@ -51,6 +52,8 @@ function validPort(port: unknown): port is number {
 
 export class UdpSocket extends EventEmitter implements UdpReceiver {
   private port = 0;
+  /** a bound socket keeps the process alive, as Node's does, unless unref()'d */
+  private readonly hold = new ProcessHold();
   private state: 'unbound' | 'binding' | 'bound' | 'closed' = 'unbound';
 
   constructor(private readonly host: UdpHost) {
@@ -94,6 +97,7 @@ export class UdpSocket extends EventEmitter implements UdpReceiver {
     }
     this.port = result;
     this.state = 'bound';
+    this.hold.setActive(true);
     process.nextTick(() => {
       if (this.state === 'bound') this.emit('listening');
     });
@@ -155,6 +159,7 @@ export class UdpSocket extends EventEmitter implements UdpReceiver {
     if (this.state === 'closed') throw Object.assign(new Error('Not running'), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' });
     if (this.state === 'bound') this.host.udpUnbind(this.port, this);
     this.state = 'closed';
+    this.hold.setActive(false);
     if (callback !== undefined) this.once('close', callback);
     process.nextTick(() => this.emit('close'));
     return this;
@@ -166,10 +171,12 @@ export class UdpSocket extends EventEmitter implements UdpReceiver {
   }
 
   ref(): this {
+    this.hold.setRef(true);
     return this;
   }
 
   unref(): this {
+    this.hold.setRef(false);
     return this;
   }
 
@@ -189,6 +196,7 @@ export class UdpSocket extends EventEmitter implements UdpReceiver {
   hostClosed(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.hold.setActive(false);
     process.nextTick(() => this.emit('close'));
   }
 

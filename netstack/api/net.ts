@@ -207,6 +207,41 @@ function toBuffer(chunk: Uint8Array): Buffer {
   return isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
+/** Writes up to this many bytes are copied into one buffer by _writev; larger ones go as they are. */
+const WRITEV_COALESCE_BYTES = 64 * 1024;
+
+/** Join runs of small writes into buffers of up to WRITEV_COALESCE_BYTES; large writes stay views. */
+function coalesceWrites(chunks: ReadonlyArray<{ chunk: Buffer }>): Buffer[] {
+  const out: Buffer[] = [];
+  let run: Buffer[] = [];
+  let runBytes = 0;
+  const flush = (): void => {
+    if (run.length === 1) out.push(run[0]!);
+    else if (run.length > 1) out.push(Buffer.concat(run, runBytes));
+    run = [];
+    runBytes = 0;
+  };
+  for (const { chunk } of chunks) {
+    if (chunk.byteLength >= WRITEV_COALESCE_BYTES) {
+      flush();
+      out.push(chunk);
+      continue;
+    }
+    if (runBytes + chunk.byteLength > WRITEV_COALESCE_BYTES) flush();
+    run.push(chunk);
+    runBytes += chunk.byteLength;
+  }
+  flush();
+  return out;
+}
+
+const LOOPBACK = '127.0.0.1';
+
+/** 'localhost', 127.0.0.0/8 and ::1: inside a host, its own loopback (RFC 1122 section 3.2.1.3). */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 function validatePort(value: unknown, name = 'Port'): number {
   const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
@@ -224,6 +259,11 @@ export class NetSocket extends Duplex {
   connecting = false;
   /** @internal the server that accepted this socket, once counted there */
   _server: NetServer | null = null;
+  /**
+   * Node's name for the server that accepted this socket. Writable as on Node: node:http,
+   * tls and http2 set it to their own server when a socket is handed to them.
+   */
+  server: object | null = null;
 
   private readonly _ctx: NetContext;
   /** @internal */
@@ -312,11 +352,6 @@ export class NetSocket extends Duplex {
   get timeout(): number | undefined {
     return this._timeoutMs === 0 ? undefined : this._timeoutMs;
   }
-  /** Node's name for the server that accepted this socket. */
-  get server(): NetServer | null {
-    return this._server;
-  }
-
   // ---- options ----------------------------------------------------------------------
 
   setNoDelay(noDelay = true): this {
@@ -392,7 +427,7 @@ export class NetSocket extends Duplex {
     this.connecting = true;
     this._hold.setActive(true);
 
-    const host = opts.host === undefined || opts.host === '' ? this._ctx.stack.address : opts.host;
+    const host = opts.host === undefined || opts.host === '' || isLoopbackHost(opts.host) ? this._ctx.stack.address : opts.host;
     const ip = parseIpv4Address(host);
     if (ip !== null) {
       process.nextTick(connectTo, this, ip, port, localPort);
@@ -593,6 +628,10 @@ export class NetSocket extends Duplex {
   // ---- stream implementation --------------------------------------------------------
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
+    this._writeBuffer(chunk, callback);
+  }
+
+  private _writeBuffer(chunk: Buffer, callback: WriteCallback): void {
     if (this.connecting) {
       this._pendingChunk = chunk;
       this._pendingCb = callback;
@@ -605,6 +644,26 @@ export class NetSocket extends Duplex {
     }
     if (this._timeoutMs !== 0) this._touch();
     this._sendChunk(conn, chunk, callback);
+  }
+
+  /**
+   * Several buffered writes (node:http's cork/uncork: a response's header and body) go to
+   * TCP as one send, so they leave in one segment as Linux's writev does, instead of a
+   * small first segment whose successor Nagle holds until the peer's delayed ACK.
+   */
+  override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, callback: WriteCallback): void {
+    const parts = coalesceWrites(chunks);
+    if (parts.length === 1) {
+      this._writeBuffer(parts[0]!, callback);
+      return;
+    }
+    let next = 0;
+    const writeNext = (err?: Error | null): void => {
+      if (err !== undefined && err !== null) return callback(err);
+      if (next === parts.length) return callback();
+      this._writeBuffer(parts[next++]!, writeNext);
+    };
+    writeNext();
   }
 
   private _sendChunk(conn: TcpConnectionApi, chunk: Uint8Array, callback: WriteCallback): void {
@@ -868,13 +927,14 @@ export class NetServer extends EventEmitter {
     const host = opts.host;
     let bound = '0.0.0.0';
     if (host !== undefined && host !== '' && host !== '0.0.0.0' && host !== '::') {
-      if (host === 'localhost' || host === stack.address) bound = stack.address;
+      if (isLoopbackHost(host)) bound = LOOPBACK;
+      else if (host === stack.address) bound = stack.address;
       else if (parseIpv4Address(host) !== null || nodeIsIPv6(host)) {
         process.nextTick(emitServerError, this, uvHostPortError('EADDRNOTAVAIL', 'listen', host, port));
         return this;
       }
     }
-    const handle = stack.tcp.listen(port, { backlog: opts.backlog }, (conn) => this._onConnection(conn));
+    const handle = stack.tcp.listen(port, { backlog: opts.backlog, ownHostOnly: bound === LOOPBACK }, (conn) => this._onConnection(conn));
     if (handle === 'EADDRINUSE') {
       process.nextTick(emitServerError, this, uvHostPortError('EADDRINUSE', 'listen', bound, port));
       return this;
@@ -949,6 +1009,7 @@ export class NetServer extends EventEmitter {
     }
     this._connections++;
     socket._server = this;
+    socket.server = this;
     const opts = this._options;
     if (opts.noDelay === true) socket.setNoDelay(true);
     if (opts.keepAlive === true) socket.setKeepAlive(true, opts.keepAliveInitialDelay ?? 0);

@@ -44,6 +44,8 @@ export class TcpListener implements HalfOpenOwner {
     backlog: number,
     private readonly onConnection: (conn: TcpConnection) => void,
     isnSecret?: Uint8Array,
+    /** SYNs from other hosts are answered as by a closed port */
+    private readonly ownHostOnly = false,
   ) {
     this.isn = isnSecret !== undefined ? new IsnGenerator(isnSecret) : defaultIsnGenerator;
     this.limit = Math.max(1, Math.min(backlog | 0 || 1, config.maxHalfOpen));
@@ -62,7 +64,7 @@ export class TcpListener implements HalfOpenOwner {
   input(seg: TcpSegment, remoteAddress: number, remotePort: number, now: number): TcpConnection | null {
     const f = seg.flags;
     const tuple: FourTuple = { localAddress: this.localAddress, localPort: this.localPort, remoteAddress, remotePort };
-    if (this.closed) {
+    if (this.closed || (this.ownHostOnly && remoteAddress !== this.localAddress)) {
       const rst = rstForUnmatched(seg);
       if (rst !== null) {
         this.counters.rstSent++;

@@ -133,6 +133,15 @@ export interface TcpConnectOptions {
 }
 
 /** The TCP surface of a Stack (`stack.tcp`), used by the facade and by simulation tests. */
+export interface TcpListenOptions {
+  backlog?: number;
+  /**
+   * Take SYNs only from this host's own address (a listener on its loopback); others are
+   * answered as a closed port (RFC 9293 section 3.10.7.1), so the peer sees ECONNREFUSED.
+   */
+  ownHostOnly?: boolean;
+}
+
 export interface TcpHost {
   now(): number;
   readonly localAddress: number;
@@ -145,7 +154,7 @@ export interface TcpHost {
   /** localPort 0 picks an ephemeral port. */
   listen(
     localPort: number,
-    options: { backlog?: number },
+    options: TcpListenOptions,
     onConnection: (conn: TcpConnectionApi) => void,
   ): TcpListenerHandle | 'EADDRINUSE';
 }

@@ -1,14 +1,24 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 const DEMO = fileURLToPath(new URL('../../../examples/demo/imach.yaml', import.meta.url));
 
 describe('e2e: imach up with the demo', function () {
+  it('is made of ordinary programs: command hosts, none importing imach', function () {
+    const dir = dirname(DEMO);
+    const manifest = readFileSync(DEMO, 'utf8');
+    assert.doesNotMatch(manifest, /^\s+run:/m);
+    for (const f of readdirSync(dir).filter((f) => f.endsWith('.js'))) {
+      assert.match(manifest, new RegExp(`command: node ${f.replace('.', '\\.')}`), f);
+      assert.doesNotMatch(readFileSync(join(dir, f), 'utf8'), /from ['"]imach|require\(['"]imach|export default/, f);
+    }
+  });
+
   this.timeout(60_000);
   let state: string;
   before(() => {
@@ -36,6 +46,10 @@ describe('e2e: imach up with the demo', function () {
       assert.match(out, /GET \/count -> 200 count=1/);
       // pi(200000) = 17984
       assert.match(out, /GET \/primes\?n=200000 -> 200 primes below 200000: 17984/);
+      // the hosts are the ordinary programs themselves
+      assert.match(out, /web listening on 80/);
+      assert.match(out, /kv listening on 6379/);
+      assert.match(out, /worker listening on 9000/);
     } finally {
       child.kill('SIGTERM');
       const code = await exited;
