@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument, type Document, type YAMLError } from 'yaml';
 import { formatAddress, isHostAddress, parseAddress, parseNetwork } from './address.js';
-import { DEFAULT_NETWORK, encodeProgramRun, type ProgramSpec } from './protocol.js';
+import { DEFAULT_NETWORK, decodeProgramRun, encodeProgramRun, isProtocolError, type ProgramSpec } from './protocol.js';
 
 export type ProviderName = 'local' | 'lambda';
 
@@ -373,6 +373,19 @@ export function parseManifest(text: string, baseDir: string, path = ''): Manifes
 export function checkRunFiles(manifest: Manifest): ManifestError | null {
   for (const h of manifest.hosts) {
     if (h.provider !== 'local') continue;
+    const program = decodeProgramRun(h.run);
+    if (program !== null) {
+      // a command: its working folder must exist (the program itself is found at start)
+      const cwd = isProtocolError(program) ? null : program.cwd;
+      let ok = false;
+      try {
+        ok = cwd !== null && statSync(cwd).isDirectory();
+      } catch {
+        ok = false;
+      }
+      if (!ok) return { manifestError: true, field: `hosts.${h.name}.cwd`, value: cwd, message: `hosts.${h.name}.cwd: ${cwd ?? '?'}: no such folder` };
+      continue;
+    }
     let problem: string | null = null;
     try {
       if (!statSync(h.run).isFile()) problem = 'not a file';

@@ -163,6 +163,8 @@ export class RelayLink {
   private pingTimer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private unrefd = false;
+  /** when checkLiveness last ran: a late run means a blocked event loop, not a dead relay */
+  private lastCheckAt = 0;
   private lastHeard = 0;
   private disconnectedAt = 0;
   private attempt = 0;
@@ -501,6 +503,7 @@ export class RelayLink {
       if ('text' in f) this.onText(f.text);
       else this.onBinary(f.views, f.length);
     }
+    this.lastCheckAt = Date.now();
     this.pingTimer = setInterval(() => this.checkLiveness(ws), this.options.pingIntervalMs);
     this.pingTimer.unref?.();
     if (this.unrefd) ws.unref();
@@ -519,7 +522,14 @@ export class RelayLink {
 
   private checkLiveness(ws: WebSocketConnection): void {
     if (ws !== this.ws) return;
-    if (Date.now() - this.lastHeard > this.options.deadAfterMs) {
+    const now = Date.now();
+    const late = now - this.lastCheckAt > 2 * this.options.pingIntervalMs;
+    this.lastCheckAt = now;
+    if (late) {
+      // This process's event loop was blocked (an app's synchronous work): what the relay
+      // sent meanwhile is still unread behind this timer, so silence says nothing yet.
+      this.lastHeard = now;
+    } else if (now - this.lastHeard > this.options.deadAfterMs) {
       this.log.warn('relay not answering, reconnecting', { silentMs: Date.now() - this.lastHeard });
       ws.terminate();
       return;

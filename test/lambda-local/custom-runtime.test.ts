@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { CreateFunctionCommand, InvokeCommand } from '@aws-sdk/client-lambda';
 import { TEST_ROLE, payloadJson, payloadText, startLambdaFixture, waitActive, zipOf, type LambdaFixture } from '../support/lambda-local-fixture.js';
+import { skipOrFail } from '../support/require-all.js';
 
 // Written for this test: loop on `next`, call the handler function named by _HANDLER from
 // the script _HANDLER names, post its output to `response`, or its stderr to `error`.
@@ -74,8 +75,7 @@ describe('lambda-local: a custom runtime (bootstrap with curl)', function () {
 
   before(async function () {
     if (!hasCurl()) {
-      if (process.env.IMACH_REQUIRE_ALL === '1') throw new Error('curl is required (IMACH_REQUIRE_ALL=1)');
-      this.skip();
+      skipOrFail(this, "curl is missing (Debian package curl): the custom runtime's bootstrap uses it");
     }
     f = await startLambdaFixture();
     await f.client.send(

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { extractZip, isZipError, readZip, writeZip, type ZipEntry } from '../../lambda-local/zip.js';
+import { skipOrFail } from '../support/require-all.js';
 
 function hasPython(): boolean {
   try {
@@ -55,8 +56,7 @@ describe('lambda-local: zip packages', () => {
 
   it('reads a zip made by Python\'s zipfile (deflated, with an executable), and Python reads ours', function () {
     if (!hasPython()) {
-      if (process.env.IMACH_REQUIRE_ALL === '1') throw new Error('python3 is required (IMACH_REQUIRE_ALL=1)');
-      this.skip();
+      skipOrFail(this, "python3 is missing: the test checks our zips against Python's zipfile");
     }
     const file = join(dir, 'py.zip');
     execFileSync('python3', [

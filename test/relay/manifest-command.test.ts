@@ -1,7 +1,8 @@
 // The manifest's `command:` hosts: words, cwd, egress, and clear errors for bad values.
 
 import assert from 'node:assert/strict';
-import { isManifestError, parseManifest, splitCommand } from '../../relay/manifest.js';
+import { checkRunFiles, isManifestError, parseManifest, splitCommand } from '../../relay/manifest.js';
+import { tmpdir } from 'node:os';
 import { decodeProgramRun, encodeProgramRun, isProtocolError, parseLaunch } from '../../relay/protocol.js';
 
 function hostRun(yaml: string): string {
@@ -17,6 +18,18 @@ function errorOf(yaml: string): string {
 }
 
 describe('manifest: command hosts', function () {
+  it('imach up checks a command host by its folder, not as a module file', function () {
+    const ok = parseManifest('hosts:\n  web:\n    command: node web.js\n', tmpdir());
+    assert.ok(!isManifestError(ok));
+    assert.equal(checkRunFiles(ok), null);
+    const gone = parseManifest('hosts:\n  web:\n    command: node web.js\n    cwd: ./no-such-folder-here\n', tmpdir());
+    assert.ok(!isManifestError(gone));
+    const e = checkRunFiles(gone);
+    assert.ok(e !== null);
+    assert.equal(e.field, 'hosts.web.cwd');
+    assert.match(e.message, /no-such-folder-here: no such folder/);
+  });
+
   it('a command line becomes the program in the launch, cwd defaulting to the manifest folder', function () {
     const p = decodeProgramRun(hostRun('hosts:\n  web:\n    command: node server.js --port 3000\n'));
     assert.deepEqual(p, { argv: ['node', 'server.js', '--port', '3000'], cwd: '/srv/app', egress: 'host' });

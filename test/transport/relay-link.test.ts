@@ -425,6 +425,20 @@ describe('transport/relay-link', () => {
     await until(() => l.counters.reconnects >= 1 && l.state === 'open', 'reconnect');
   });
 
+  it('a blocked event loop (an app doing synchronous work) is not taken for a dead relay', async () => {
+    const r = await relay();
+    const l = await link(r, { pingIntervalMs: 50, deadAfterMs: 200, backoffInitialMs: 20 });
+    await new Promise((res) => setTimeout(res, 120));
+    const until = Date.now() + 700;
+    while (Date.now() < until) {
+      // busy: no timer, no socket read runs
+    }
+    await new Promise((res) => setTimeout(res, 400));
+    assert.equal(l.counters.reconnects, 0);
+    assert.equal(l.state, 'open');
+    assert.equal(r.conns.length, 1);
+  });
+
   it('ends without reconnecting when the relay says the session was replaced', async () => {
     const r = await relay();
     const l = await link(r, { backoffInitialMs: 20 });
