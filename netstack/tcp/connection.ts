@@ -14,7 +14,7 @@ import { Reassembler } from './reassembly.js';
 import { RttEstimator } from './rtt.js';
 import { SackScoreboard } from './sack.js';
 import { SendBuffer } from './send-buffer.js';
-import { seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt, seqMax, seqMin } from './seq.js';
+import { asSeq, seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt, seqMax, seqMin, tsLt, type Seq } from './seq.js';
 import type {
   FourTuple,
   TcpConnectionApi,
@@ -138,13 +138,13 @@ export class TcpConnection implements TcpConnectionApi {
   private softError: TcpErrorCode | null = null;
 
   // Send sequence space (RFC 9293 section 3.3.1). sndMax: highest sequence sent + 1.
-  private readonly iss: number;
-  private sndUna: number;
-  private sndNxt: number;
-  private sndMax: number;
+  private readonly iss: Seq;
+  private sndUna: Seq;
+  private sndNxt: Seq;
+  private sndMax: Seq;
   private sndWnd = 0;
-  private sndWl1 = 0;
-  private sndWl2 = 0;
+  private sndWl1 = asSeq(0);
+  private sndWl2 = asSeq(0);
   private maxSndWnd = 0;
   private sndWscale = 0;
   /** Payload bytes per full segment we send (peer MSS, minus timestamp option). */
@@ -152,19 +152,19 @@ export class TcpConnection implements TcpConnectionApi {
   private sb: SendBuffer | null = null;
 
   // Receive sequence space. rcvAdvRight: right edge of the window we last advertised.
-  private irs = 0;
-  private rcvNxt = 0;
-  private rcvAdvRight = 0;
+  private irs = asSeq(0);
+  private rcvNxt = asSeq(0);
+  private rcvAdvRight = asSeq(0);
   private rcvWscale = 0;
   /** Largest segment seen (Linux's rcv_mss), for "ACK every second full segment". */
   private rcvMss = DEFAULT_PEER_MSS;
   private unconsumed = 0;
   private unackedBytes = 0;
   private ackState = ACK_NONE;
-  private lastAckSent = 0;
+  private lastAckSent = asSeq(0);
   private asm: Reassembler | null = null;
   private rcvFinPending = false;
-  private rcvFinSeq = 0;
+  private rcvFinSeq = asSeq(0);
 
   // Options (RFC 7323, RFC 2018).
   private tsOk = false;
@@ -184,11 +184,11 @@ export class TcpConnection implements TcpConnectionApi {
   private retries = 0;
   private rtxAt = Infinity;
   private rtxBase = 0;
-  private rttSeq = 0;
+  private rttSeq = asSeq(0);
   private rttTime = -1;
   private inRecovery = false;
-  private recover: number;
-  private highRxt: number;
+  private recover: Seq;
+  private highRxt: Seq;
   private dupAcks = 0;
   private score: SackScoreboard | null = null;
   /** A duplicate segment's range, for the next ACK's first SACK block (D-SACK, RFC 2883). */
@@ -198,7 +198,7 @@ export class TcpConnection implements TcpConnectionApi {
   // whether cwnd was full then, and where that window ends.
   private flightHigh = 0;
   private cwndFull = false;
-  private cwndUsageEnd = 0;
+  private cwndUsageEnd = asSeq(0);
 
   // Delayed ACK and keepalive (RFC 1122 section 4.2.3.6).
   private ackAt = Infinity;
@@ -227,7 +227,7 @@ export class TcpConnection implements TcpConnectionApi {
     this.events = events;
     this.state = state;
     this.owner = owner;
-    this.iss = iss >>> 0;
+    this.iss = asSeq(iss);
     this.sndUna = this.iss;
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
@@ -275,7 +275,7 @@ export class TcpConnection implements TcpConnectionApi {
     owner: HalfOpenOwner | null,
   ): TcpConnection {
     const c = new TcpConnection(env, config, tuple, NO_EVENTS, 'SYN-RECEIVED', iss, owner, now);
-    c.irs = syn.seq >>> 0;
+    c.irs = asSeq(syn.seq);
     c.rcvNxt = seqAdd(c.irs, 1);
     c.negotiate(syn.options, now);
     c.sndWnd = syn.window;
@@ -320,7 +320,7 @@ export class TcpConnection implements TcpConnectionApi {
   }
 
   /** Initial send sequence number. */
-  get initialSequence(): number {
+  get initialSequence(): Seq {
     return this.iss;
   }
 
@@ -501,8 +501,8 @@ export class TcpConnection implements TcpConnectionApi {
   /** RFC 9293 section 3.10.7.3: SYN-SENT. */
   private inputSynSent(seg: TcpSegment, now: number): void {
     const f = seg.flags;
-    if ((f & ACK) !== 0 && (seqLe(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax))) {
-      if ((f & RST) === 0) this.emitRaw(seg.ack >>> 0, 0, RST);
+    if ((f & ACK) !== 0 && (seqLe(asSeq(seg.ack), this.iss) || seqGt(asSeq(seg.ack), this.sndMax))) {
+      if ((f & RST) === 0) this.emitRaw(asSeq(seg.ack), 0, RST);
       return;
     }
     if ((f & RST) !== 0) {
@@ -511,7 +511,7 @@ export class TcpConnection implements TcpConnectionApi {
     }
     if ((f & SYN) === 0) return;
     this.lastRecvAt = now;
-    this.irs = seg.seq >>> 0;
+    this.irs = asSeq(seg.seq);
     this.rcvNxt = seqAdd(this.irs, 1);
     this.negotiate(seg.options, now);
     this.rcvAdvRight = seqAdd(this.rcvNxt, Math.min(this.config.receiveBufferSize, 0xffff));
@@ -520,7 +520,7 @@ export class TcpConnection implements TcpConnectionApi {
     this.maxSndWnd = seg.window;
     this.sndWl1 = this.irs;
     if ((f & ACK) !== 0) {
-      this.sndWl2 = seg.ack >>> 0;
+      this.sndWl2 = asSeq(seg.ack);
       this.sndUna = seqAdd(this.iss, 1);
       if (this.retries === 0 && this.rttTime >= 0) this.rtt.sample(now - this.rttTime);
       this.rttTime = -1;
@@ -549,8 +549,8 @@ export class TcpConnection implements TcpConnectionApi {
       // timestamp, or by sequence number where the timestamps are equal or absent.
       const newer =
         ts !== undefined
-          ? seqGt(ts.value, this.tsRecent) || (ts.value >>> 0 === this.tsRecent && seqGt(seg.seq, this.rcvNxt))
-          : seqGt(seg.seq, this.rcvNxt);
+          ? tsLt(this.tsRecent, ts.value) || (ts.value >>> 0 === this.tsRecent && seqGt(asSeq(seg.seq), this.rcvNxt))
+          : seqGt(asSeq(seg.seq), this.rcvNxt);
       if (newer) {
         this.terminate(null);
         return true;
@@ -558,13 +558,13 @@ export class TcpConnection implements TcpConnectionApi {
     }
 
     // RFC 7323 section 5.3 R1: PAWS.
-    if (ts !== undefined && (f & RST) === 0 && now - this.tsRecentAt <= PAWS_IDLE_MS && seqLt(ts.value, this.tsRecent)) {
+    if (ts !== undefined && (f & RST) === 0 && now - this.tsRecentAt <= PAWS_IDLE_MS && tsLt(ts.value, this.tsRecent)) {
       this.stats.pawsDrops++;
       this.sendAck(now);
       return false;
     }
 
-    if (this.state === 'SYN-RECEIVED' && (f & (SYN | ACK | RST)) === SYN && seg.seq >>> 0 === this.irs) {
+    if (this.state === 'SYN-RECEIVED' && (f & (SYN | ACK | RST)) === SYN && asSeq(seg.seq) === this.irs) {
       // Our SYN-ACK was lost: the peer retransmitted its SYN.
       this.stats.retransmits++;
       this.sendSyn(now);
@@ -576,7 +576,7 @@ export class TcpConnection implements TcpConnectionApi {
     let fin = (f & FIN) !== 0;
     const segLen = payload.length + ((f & SYN) !== 0 ? 1 : 0) + (fin ? 1 : 0);
     const wnd = this.receiveWindow;
-    const seq = seg.seq >>> 0;
+    const seq = asSeq(seg.seq);
     let ok: boolean;
     // A zero-length segment exactly at the right edge is accepted too (as Linux does):
     // a peer whose data filled our window sends its ACKs there.
@@ -629,13 +629,13 @@ export class TcpConnection implements TcpConnectionApi {
     if ((f & ACK) === 0) return false;
 
     // RFC 7323 section 4.3: update TS.Recent.
-    if (ts !== undefined && seqLe(seq, this.lastAckSent) && seqGe(ts.value, this.tsRecent)) {
+    if (ts !== undefined && seqLe(seq, this.lastAckSent) && !tsLt(ts.value, this.tsRecent)) {
       this.tsRecent = ts.value >>> 0;
       this.tsRecentAt = now;
     }
 
     if (this.state === 'SYN-RECEIVED') {
-      const ack = seg.ack >>> 0;
+      const ack = asSeq(seg.ack);
       if (!(seqGt(ack, this.sndUna) && seqLe(ack, this.sndMax))) {
         this.emitRaw(ack, 0, RST);
         return false;
@@ -670,7 +670,7 @@ export class TcpConnection implements TcpConnectionApi {
 
   /** RFC 9293 section 3.10.7.4 fifth. Returns false when the segment is to be dropped. */
   private processAck(seg: TcpSegment, now: number): boolean {
-    const ack = seg.ack >>> 0;
+    const ack = asSeq(seg.ack);
     // RFC 5961 section 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
     if (seqGt(ack, this.sndMax) || seqLt(ack, seqAdd(this.sndUna, -this.maxSndWnd))) {
       this.stats.badAcks++;
@@ -700,7 +700,7 @@ export class TcpConnection implements TcpConnectionApi {
     }
 
     // RFC 9293 section 3.10.7.4 fifth: window update.
-    const seq = seg.seq >>> 0;
+    const seq = asSeq(seg.seq);
     if (seqLt(this.sndWl1, seq) || (this.sndWl1 === seq && seqLe(this.sndWl2, ack))) {
       this.sndWnd = window;
       this.sndWl1 = seq;
@@ -734,7 +734,7 @@ export class TcpConnection implements TcpConnectionApi {
     return this.finOut;
   }
 
-  private ackNewData(ack: number, seg: TcpSegment, now: number): void {
+  private ackNewData(ack: Seq, seg: TcpSegment, now: number): void {
     const acked = seqDiff(ack, this.sndUna);
     const sb = this.sb;
     if (sb !== null) sb.drop(acked);
@@ -802,7 +802,7 @@ export class TcpConnection implements TcpConnectionApi {
   }
 
   /** Segment text (RFC 9293 section 3.10.7.4 seventh) and FIN (eighth). */
-  private processText(segSeq: number, payload: Uint8Array, fin: boolean, now: number): void {
+  private processText(segSeq: Seq, payload: Uint8Array, fin: boolean, now: number): void {
     const st = this.state;
     if (st !== 'ESTABLISHED' && st !== 'FIN-WAIT-1' && st !== 'FIN-WAIT-2') {
       // The peer's FIN was already received: anything here is a retransmission.
@@ -1096,7 +1096,7 @@ export class TcpConnection implements TcpConnectionApi {
     return cap > 0 && cap < mss ? Math.max(cap, MIN_SEGMENT_PAYLOAD) : mss;
   }
 
-  private sendData(seq: number, len: number, fin: boolean, push: boolean, now: number): void {
+  private sendData(seq: Seq, len: number, fin: boolean, push: boolean, now: number): void {
     const sb = this.sb;
     const payload = len > 0 && sb !== null ? sb.read(seqDiff(seq, this.sndUna), len) : EMPTY;
     const wasIdle = this.sndMax === this.sndUna;
@@ -1123,7 +1123,7 @@ export class TcpConnection implements TcpConnectionApi {
    * Retransmit from `seq` (at most one segment, stopping before `limit` unless -1).
    * Returns the sequence space sent.
    */
-  private retransmit(seq: number, limit: number, now: number, sackRepair: boolean): number {
+  private retransmit(seq: Seq, limit: Seq | -1, now: number, sackRepair: boolean): number {
     const sb = this.sb;
     const dataEnd = seqAdd(this.sndUna, sb === null ? 0 : sb.length);
     let len = Math.min(this.payloadMss(), seqDiff(dataEnd, seq));
@@ -1153,7 +1153,7 @@ export class TcpConnection implements TcpConnectionApi {
   }
 
   /** The first un-SACKed, not yet retransmitted sequence below the highest SACK, or null. */
-  private nextHole(): number | null {
+  private nextHole(): Seq | null {
     const score = this.score!;
     let start = seqMax(this.highRxt, this.sndUna);
     const end = score.sackedEnd(start);
@@ -1210,7 +1210,7 @@ export class TcpConnection implements TcpConnectionApi {
   }
 
   /** A segment with the usual ACK, window and options. */
-  private emit(seq: number, flags: number, payload: Uint8Array | Uint8Array[], len: number, now: number): void {
+  private emit(seq: Seq, flags: number, payload: Uint8Array | Uint8Array[], len: number, now: number): void {
     let options = NO_OPTIONS;
     const dsack = this.dsack;
     if (this.sackOk && ((this.asm !== null && this.asm.count > 0) || dsack !== null)) {
@@ -1247,7 +1247,7 @@ export class TcpConnection implements TcpConnectionApi {
   }
 
   /** A bare control segment (RST) without options. */
-  private emitRaw(seq: number, ack: number, flags: number): void {
+  private emitRaw(seq: Seq, ack: number, flags: number): void {
     this.stats.segmentsOut++;
     this.env.output(this.tuple, {
       srcPort: this.tuple.localPort,
