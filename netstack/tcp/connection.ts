@@ -11,6 +11,7 @@ import { NewReno, type CongestionControl } from './congestion.js';
 import { windowScaleFor, type TcpConfig } from './config.js';
 import { defaultIsnGenerator } from './isn.js';
 import { Reassembler } from './reassembly.js';
+import { RenoRecovery, SackRecovery, type FastRecovery } from './recovery.js';
 import { RttEstimator } from './rtt.js';
 import { SackScoreboard } from './sack.js';
 import { SendBuffer } from './send-buffer.js';
@@ -86,6 +87,7 @@ const MAX_BACKOFF = 16;
 const SEND_SPACE_WAKE_MAX = 64 * 1024;
 // Minimum spacing of ACKs answering out-of-window bare ACKs (Linux tcp_invalid_ratelimit).
 const OOW_ACK_INTERVAL_MS = 500;
+const SACK_RECOVERY = new SackRecovery();
 
 const NO_EVENTS: TcpConnectionEvents = Object.freeze({
   established(): void {},
@@ -186,7 +188,8 @@ export class TcpConnection implements TcpConnectionApi {
   private rtxBase = 0;
   private rttSeq = asSeq(0);
   private rttTime = -1;
-  private inRecovery = false;
+  /** Set while in fast recovery (RFC 6582 / RFC 6675), until SND.UNA reaches `recover`. */
+  private recovery: FastRecovery | null = null;
   private recover: Seq;
   private highRxt: Seq;
   private dupAcks = 0;
@@ -311,7 +314,7 @@ export class TcpConnection implements TcpConnectionApi {
 
   /** The congestion window in bytes. */
   get cwnd(): number {
-    return this.cc.cwnd;
+    return this.sendWindow();
   }
 
   /** Current RTO in ms (RFC 6298), before backoff. */
@@ -758,14 +761,14 @@ export class TcpConnection implements TcpConnectionApi {
     if (this.score !== null) this.score.ackTo(ack);
 
     const sackMode = this.sackOk;
-    if (this.inRecovery) {
+    if (this.recovery !== null) {
       if (seqGe(ack, this.recover)) {
-        this.inRecovery = false;
+        this.recovery = null;
         this.dupAcks = 0;
         this.cc.onRecoveryEnd(seqDiff(this.sndMax, ack));
       } else {
         // RFC 6582 section 3.2 step 5: partial ACK.
-        this.cc.onPartialAck(acked, !sackMode);
+        this.recovery.onPartialAck(acked);
         if (!sackMode || this.score === null || this.score.empty) this.retransmit(ack, -1, now, false);
       }
     } else {
@@ -781,8 +784,8 @@ export class TcpConnection implements TcpConnectionApi {
   private onDupAck(now: number): void {
     this.stats.dupAcks++;
     this.dupAcks++;
-    if (this.inRecovery) {
-      if (!this.sackOk) this.cc.onDupAck();
+    if (this.recovery !== null) {
+      this.recovery.onDupAck();
       return;
     }
     const thresh = this.config.dupAckThreshold;
@@ -792,9 +795,10 @@ export class TcpConnection implements TcpConnectionApi {
     // RFC 6582 section 3.2 step 2: only if the ACK covers more than `recover`.
     if ((this.dupAcks >= thresh || sackLoss) && seqGe(this.sndUna, this.recover)) {
       this.stats.fastRetransmits++;
-      this.inRecovery = true;
       this.recover = this.sndMax;
-      this.cc.onFastRetransmit(seqDiff(this.sndMax, this.sndUna), !this.sackOk);
+      this.cc.onLoss(seqDiff(this.sndMax, this.sndUna));
+      this.recovery = this.sackOk ? SACK_RECOVERY : new RenoRecovery();
+      this.recovery.enter(this.cc.cwnd, this.sndMss);
       if (this.sackOk && this.score === null) this.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
       this.highRxt = this.sndUna;
       this.retransmit(this.sndUna, -1, now, false);
@@ -990,13 +994,13 @@ export class TcpConnection implements TcpConnectionApi {
     const dataEnd = seqAdd(this.sndUna, sb === null ? 0 : sb.length);
     const finAllowed = this.finQueued && this.state !== 'ESTABLISHED' && this.state !== 'CLOSE-WAIT';
     const mss = this.payloadMss();
-    const sackRecovery = this.inRecovery && this.sackOk && this.score !== null;
+    const sackRecovery = this.recovery !== null && this.sackOk && this.score !== null;
     let blocked = false;
     for (;;) {
       let inFlight: number;
       if (sackRecovery) {
         inFlight = this.pipe();
-        if (inFlight >= this.cc.cwnd) break;
+        if (inFlight >= this.sendWindow()) break;
         // RFC 6675 section 5 (NextSeg rule 1): repair holes below the highest SACK first.
         const hole = this.nextHole();
         if (hole !== null) {
@@ -1016,7 +1020,7 @@ export class TcpConnection implements TcpConnectionApi {
       }
       const avail = seqDiff(dataEnd, sndNxt);
       const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), sndNxt);
-      const cwndRoom = this.cc.cwnd + (resending ? 0 : this.limitedTransmitAllowance()) - inFlight;
+      const cwndRoom = this.sendWindow() + (resending ? 0 : this.limitedTransmitAllowance()) - inFlight;
       let len = mss;
       if (avail < len) len = avail;
       if (wndRoom < len) len = wndRoom;
@@ -1066,13 +1070,13 @@ export class TcpConnection implements TcpConnectionApi {
    * that starts fast retransmit instead of waiting for a timeout.
    */
   private limitedTransmitAllowance(): number {
-    if (this.inRecovery || this.dupAcks === 0 || this.dupAcks >= this.config.dupAckThreshold) return 0;
+    if (this.recovery !== null || this.dupAcks === 0 || this.dupAcks >= this.config.dupAckThreshold) return 0;
     return (this.dupAcks < 2 ? this.dupAcks : 2) * this.sndMss;
   }
 
   /** After sending: track the flight against cwnd for the current window of data. */
   private noteCwndUsage(flight: number, mss: number): void {
-    const full = flight + mss > this.cc.cwnd;
+    const full = flight + mss > this.sendWindow();
     if (!seqLt(this.sndUna, this.cwndUsageEnd) || full || flight > this.flightHigh) {
       this.flightHigh = flight;
       this.cwndFull = full;
@@ -1080,9 +1084,15 @@ export class TcpConnection implements TcpConnectionApi {
     }
   }
 
+  /** The window that limits sending: cwnd, or the recovery's window during fast recovery. */
+  private sendWindow(): number {
+    return this.recovery === null ? this.cc.cwnd : this.recovery.window(this.cc.cwnd);
+  }
+
   /** Linux tcp_is_cwnd_limited: in slow start, cwnd may reach twice the largest flight. */
   private cwndLimited(): boolean {
-    if (this.cc.cwnd < this.cc.ssthresh) return this.cc.cwnd < 2 * this.flightHigh;
+    const cwnd = this.sendWindow();
+    if (cwnd < this.cc.ssthresh) return cwnd < 2 * this.flightHigh;
     return this.cwndFull;
   }
 
@@ -1396,7 +1406,7 @@ export class TcpConnection implements TcpConnectionApi {
       // RFC 6298 section 5.4 and RFC 5681 section 3.1: retransmit the earliest segment, go back to slow start.
       this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.retries === 1);
       this.lastTimeoutAt = now;
-      this.inRecovery = false;
+      this.recovery = null;
       this.recover = this.sndMax;
       this.dupAcks = 0;
       // RFC 2018 section 8: forget SACK information after a timeout (the receiver may renege).
