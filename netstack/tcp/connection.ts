@@ -1,10 +1,8 @@
 // One TCP connection, sans-IO: segments and `now` (ms) in, segments (env.output) and
 // events out. RFC 9293 is the base; the RFC of each extension is named where it acts.
 //
-// Timers are lazy: rtxAt/ackAt/kaAt are "wake me no later than" times. Restarting the
-// retransmission timer on every ACK only moves rtxBase; when the armed time comes the
-// timer re-arms itself for the real expiry. So the deadline the stack sees changes
-// rarely, not on every segment.
+// Timers are lazy: the protocol timer (timer.ts), ackAt and kaAt are "wake me no later
+// than" times, so the deadline the stack sees changes rarely, not on every segment.
 
 import { ACK, FIN, PSH, RST, SYN, type SackBlock, type TcpOptions, type TcpSegment, type TcpSegmentOut } from '../wire/tcp.js';
 import { NewReno, type CongestionControl } from './congestion.js';
@@ -15,6 +13,7 @@ import { RenoRecovery, SackRecovery, type FastRecovery } from './recovery.js';
 import { RttEstimator } from './rtt.js';
 import { SackScoreboard } from './sack.js';
 import { SendBuffer } from './send-buffer.js';
+import { TIMER_IDLE, timerAt, type ArmedTimer, type ConnectionTimer } from './timer.js';
 import { asSeq, seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt, seqMax, seqMin, tsLt, type Seq } from './seq.js';
 import type {
   FourTuple,
@@ -136,7 +135,6 @@ export class TcpConnection implements TcpConnectionApi {
   private finQueued = false;
   private finOut = false;
   private sendBlocked = false;
-  private persisting = false;
   private softError: TcpErrorCode | null = null;
 
   // Send sequence space (RFC 9293 section 3.3.1). sndMax: highest sequence sent + 1.
@@ -184,8 +182,8 @@ export class TcpConnection implements TcpConnectionApi {
   private readonly cc: CongestionControl;
   private backoff = 0;
   private retries = 0;
-  private rtxAt = Infinity;
-  private rtxBase = 0;
+  /** Retransmit, persist, TIME-WAIT or orphaned FIN-WAIT-2 (timer.ts). */
+  private timer: ConnectionTimer = TIMER_IDLE;
   private rttSeq = asSeq(0);
   private rttTime = -1;
   /** Set while in fast recovery (RFC 6582 / RFC 6675), until SND.UNA reaches `recover`. */
@@ -293,7 +291,8 @@ export class TcpConnection implements TcpConnectionApi {
   // ---------------------------------------------------------------- public surface
 
   get deadline(): number {
-    const a = this.rtxAt < this.ackAt ? this.rtxAt : this.ackAt;
+    const t = timerAt(this.timer);
+    const a = t < this.ackAt ? t : this.ackAt;
     return a < this.kaAt ? a : this.kaAt;
   }
 
@@ -494,7 +493,7 @@ export class TcpConnection implements TcpConnectionApi {
       this.ackAt = Infinity;
       if (this.ackState !== ACK_NONE) this.sendAck(now);
     }
-    if (now >= this.rtxAt) this.onRtxTimer(now);
+    if (now >= timerAt(this.timer)) this.onTimer(now);
     if (now >= this.kaAt && !this.isClosed()) this.onKeepAliveTimer(now);
     this.settle();
   }
@@ -599,7 +598,7 @@ export class TcpConnection implements TcpConnectionApi {
       } else {
         this.stats.outOfWindow++;
         // RFC 9293 section 3.10.7.4: TIME-WAIT re-ACKs a retransmitted FIN and restarts 2MSL.
-        if (this.state === 'TIME-WAIT' && fin && seqAdd(seq, payload.length + 1) === this.rcvNxt) this.rtxBase = now;
+        if (this.state === 'TIME-WAIT' && fin && seqAdd(seq, payload.length + 1) === this.rcvNxt) this.restartTimeWait(now);
         // RFC 2883 section 4: data wholly below RCV.NXT is a duplicate; say so (D-SACK)
         if (this.sackOk && payload.length > 0 && seqLe(seqAdd(seq, payload.length), this.rcvNxt)) {
           this.dsack = { left: seq, right: seqAdd(seq, payload.length) };
@@ -778,7 +777,7 @@ export class TcpConnection implements TcpConnectionApi {
       if (this.cwndLimited()) this.cc.onAck(acked);
     }
     // RFC 6298 section 5.3: restart the timer when new data is acknowledged.
-    this.rtxBase = now;
+    if (this.timer.kind === 'retransmit') this.timer.base = now;
   }
 
   private onDupAck(now: number): void {
@@ -812,7 +811,7 @@ export class TcpConnection implements TcpConnectionApi {
       // The peer's FIN was already received: anything here is a retransmission.
       if (st === 'TIME-WAIT' && fin) {
         // RFC 9293 section 3.10.7.4 eighth: re-ACK the FIN and restart the 2MSL timeout.
-        this.rtxBase = now;
+        this.restartTimeWait(now);
       }
       this.ackState = ACK_NOW;
       return;
@@ -965,8 +964,7 @@ export class TcpConnection implements TcpConnectionApi {
   private enterTimeWait(now: number): void {
     this.state = 'TIME-WAIT';
     this.kaAt = Infinity;
-    this.rtxBase = now;
-    this.rtxAt = now + this.config.timeWaitMs;
+    this.timer = { kind: 'time-wait', at: now + this.config.timeWaitMs, base: now };
     this.sb = null;
     this.asm = null;
     this.score = null;
@@ -1053,14 +1051,15 @@ export class TcpConnection implements TcpConnectionApi {
     }
     this.noteCwndUsage(sackRecovery ? this.pipe() : seqDiff(this.sndNxt, this.sndUna), mss);
     // RFC 9293 section 3.8.6.1: zero-window probing when data waits on the peer's window.
+    const timer = this.timer;
     if (blocked && this.sndMax === this.sndUna) {
-      if (!this.persisting) {
-        this.persisting = true;
-        this.rtxBase = now;
-        if (this.rtxAt === Infinity) this.rtxAt = now + this.persistTimeout();
+      if (timer.kind !== 'persist') {
+        const at = timer.kind === 'idle' ? now + this.persistTimeout() : timer.at;
+        this.timer = { kind: 'persist', at, base: now };
       }
-    } else {
-      this.persisting = false;
+    } else if (timer.kind === 'persist') {
+      // No longer blocked: the wake-up stays, and finds nothing outstanding.
+      this.timer = { kind: 'retransmit', at: timer.at, base: timer.base };
     }
   }
 
@@ -1347,12 +1346,20 @@ export class TcpConnection implements TcpConnectionApi {
 
   /** RFC 6298 section 5.1: start the timer if it is not running. */
   private startRtx(now: number, wasIdle: boolean): void {
-    if (wasIdle || this.persisting) {
-      this.rtxBase = now;
-      this.persisting = false;
+    const t = this.timer;
+    if (t.kind === 'time-wait' || t.kind === 'fin-wait-2') return;
+    if (t.kind === 'retransmit' && !wasIdle) {
+      const due = t.base + this.rtt.current(this.backoff);
+      if (due < t.at) t.at = due;
+      return;
     }
-    const due = this.rtxBase + this.rtt.current(this.backoff);
-    if (due < this.rtxAt) this.rtxAt = due;
+    const due = now + this.rtt.current(this.backoff);
+    const at = timerAt(t);
+    this.timer = { kind: 'retransmit', at: due < at ? due : at, base: now };
+  }
+
+  private restartTimeWait(now: number): void {
+    if (this.timer.kind === 'time-wait') this.timer.base = now;
   }
 
   private persistTimeout(): number {
@@ -1360,93 +1367,99 @@ export class TcpConnection implements TcpConnectionApi {
   }
 
   private armFinWait2(): void {
-    const due = this.finWait2Since + this.config.finWait2TimeoutMs;
-    if (due < this.rtxAt) this.rtxAt = due;
+    const expires = this.finWait2Since + this.config.finWait2TimeoutMs;
+    const at = timerAt(this.timer);
+    this.timer = { kind: 'fin-wait-2', at: expires < at ? expires : at, expires };
   }
 
-  private onRtxTimer(now: number): void {
-    if (this.state === 'FIN-WAIT-2' && this.orphaned) {
-      const due = this.finWait2Since + this.config.finWait2TimeoutMs;
-      if (now < due) this.rtxAt = due;
-      else {
-        // As Linux does when tcp_fin_timeout expires: the peer learns by a RST.
-        this.emitRaw(this.sndMax, 0, RST);
-        this.terminate('ETIMEDOUT');
+  private onTimer(now: number): void {
+    const t = this.timer;
+    switch (t.kind) {
+      case 'idle':
+        return;
+      case 'fin-wait-2':
+        if (now < t.expires) t.at = t.expires;
+        else {
+          // As Linux does when tcp_fin_timeout expires: the peer learns by a RST.
+          this.emitRaw(this.sndMax, 0, RST);
+          this.terminate('ETIMEDOUT');
+        }
+        return;
+      case 'time-wait': {
+        const due = t.base + this.config.timeWaitMs;
+        if (now < due) t.at = due;
+        else this.terminate(null);
+        return;
       }
+      case 'retransmit':
+      case 'persist':
+        if (this.sndMax !== this.sndUna) this.onRetransmitTimer(t, now);
+        else if (t.kind === 'persist' && this.canSendData()) this.onPersistTimer(t, now);
+        else this.timer = TIMER_IDLE;
+        return;
+    }
+  }
+
+  private onRetransmitTimer(t: ArmedTimer & { base: number }, now: number): void {
+    const due = t.base + this.rtt.current(this.backoff);
+    if (now < due) {
+      t.at = due;
       return;
     }
-    if (this.state === 'TIME-WAIT') {
-      const due = this.rtxBase + this.config.timeWaitMs;
-      if (now < due) this.rtxAt = due;
-      else this.terminate(null);
+    const synState = this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED';
+    if (this.retries >= (synState ? this.config.synRetries : this.config.maxRetries)) {
+      this.terminate(this.softError ?? 'ETIMEDOUT');
       return;
     }
-    if (this.sndMax !== this.sndUna) {
-      const due = this.rtxBase + this.rtt.current(this.backoff);
-      if (now < due) {
-        this.rtxAt = due;
-        return;
-      }
-      const synState = this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED';
-      if (this.retries >= (synState ? this.config.synRetries : this.config.maxRetries)) {
-        this.terminate(this.softError ?? 'ETIMEDOUT');
-        return;
-      }
-      this.retries++;
-      if (this.backoff < MAX_BACKOFF) this.backoff++;
-      this.stats.timeouts++;
-      this.rttTime = -1;
-      this.rtxBase = now;
-      this.rtxAt = now + this.rtt.current(this.backoff);
-      if (synState) {
-        this.stats.retransmits++;
-        this.sendSyn(now);
-        return;
-      }
-      // RFC 6298 section 5.4 and RFC 5681 section 3.1: retransmit the earliest segment, go back to slow start.
-      this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.retries === 1);
-      this.lastTimeoutAt = now;
-      this.recovery = null;
-      this.recover = this.sndMax;
-      this.dupAcks = 0;
-      // RFC 2018 section 8: forget SACK information after a timeout (the receiver may renege).
-      if (this.score !== null) this.score.clear();
-      this.highRxt = this.sndUna;
-      this.sndNxt = this.sndUna;
-      this.retransmit(this.sndUna, -1, now, false);
+    this.retries++;
+    if (this.backoff < MAX_BACKOFF) this.backoff++;
+    this.stats.timeouts++;
+    this.rttTime = -1;
+    this.timer = { kind: 'retransmit', at: now + this.rtt.current(this.backoff), base: now };
+    if (synState) {
+      this.stats.retransmits++;
+      this.sendSyn(now);
       return;
     }
-    if (this.persisting && this.canSendData()) {
-      const due = this.rtxBase + this.persistTimeout();
-      if (now < due) {
-        this.rtxAt = due;
-        return;
-      }
-      if (this.retries >= this.config.maxRetries) {
-        this.terminate(this.softError ?? 'ETIMEDOUT');
-        return;
-      }
-      this.retries++;
-      if (this.backoff < MAX_BACKOFF) this.backoff++;
-      this.stats.zeroWindowProbes++;
-      this.rtxBase = now;
-      this.rtxAt = now + this.persistTimeout();
-      if (this.sndWnd > 0) {
-        this.persisting = false;
-        this.output(now, true);
-      } else {
-        // Probe with SND.UNA-1 (as Linux does): always outside the peer's window, so it
-        // is answered with an ACK carrying the current window.
-        this.emit(seqAdd(this.sndUna, -1), ACK, EMPTY, 0, now);
-      }
-      if (this.sndMax === this.sndUna && !this.persisting) {
-        this.persisting = true;
-        this.rtxBase = now;
-        this.rtxAt = now + this.persistTimeout();
-      }
+    // RFC 6298 section 5.4 and RFC 5681 section 3.1: retransmit the earliest segment, go back to slow start.
+    this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.retries === 1);
+    this.lastTimeoutAt = now;
+    this.recovery = null;
+    this.recover = this.sndMax;
+    this.dupAcks = 0;
+    // RFC 2018 section 8: forget SACK information after a timeout (the receiver may renege).
+    if (this.score !== null) this.score.clear();
+    this.highRxt = this.sndUna;
+    this.sndNxt = this.sndUna;
+    this.retransmit(this.sndUna, -1, now, false);
+  }
+
+  private onPersistTimer(t: ArmedTimer & { kind: 'persist' }, now: number): void {
+    const due = t.base + this.persistTimeout();
+    if (now < due) {
+      t.at = due;
       return;
     }
-    this.rtxAt = Infinity;
+    if (this.retries >= this.config.maxRetries) {
+      this.terminate(this.softError ?? 'ETIMEDOUT');
+      return;
+    }
+    this.retries++;
+    if (this.backoff < MAX_BACKOFF) this.backoff++;
+    this.stats.zeroWindowProbes++;
+    t.base = now;
+    t.at = now + this.persistTimeout();
+    if (this.sndWnd > 0) {
+      this.timer = { kind: 'retransmit', at: t.at, base: now };
+      this.output(now, true);
+    } else {
+      // Probe with SND.UNA-1 (as Linux does): always outside the peer's window, so it
+      // is answered with an ACK carrying the current window.
+      this.emit(seqAdd(this.sndUna, -1), ACK, EMPTY, 0, now);
+    }
+    if (this.sndMax === this.sndUna && this.timer.kind !== 'persist') {
+      this.timer = { kind: 'persist', at: now + this.persistTimeout(), base: now };
+    }
   }
 
   private onKeepAliveTimer(now: number): void {
@@ -1484,7 +1497,7 @@ export class TcpConnection implements TcpConnectionApi {
   private terminate(error: TcpErrorCode | null): void {
     if (this.isClosed()) return;
     this.state = 'CLOSED';
-    this.rtxAt = Infinity;
+    this.timer = TIMER_IDLE;
     this.ackAt = Infinity;
     this.kaAt = Infinity;
     this.sb = null;
