@@ -10,7 +10,7 @@ import { windowScaleFor, type TcpConfig } from './config.js';
 import { defaultIsnGenerator } from './isn.js';
 import { Reassembler } from './reassembly.js';
 import { ACK_BATCH, ACK_DELAYED, ACK_NONE, ACK_NOW, TcpReceiver } from './receiver.js';
-import { RenoRecovery, SackRecovery } from './recovery.js';
+import { PrrRecovery, RenoRecovery } from './recovery.js';
 import { TcpSender } from './sender.js';
 import { RttEstimator } from './rtt.js';
 import { SackScoreboard } from './sack.js';
@@ -86,7 +86,6 @@ const MAX_BACKOFF = 16;
 const SEND_SPACE_WAKE_MAX = 64 * 1024;
 // Minimum spacing of ACKs answering out-of-window bare ACKs (Linux tcp_invalid_ratelimit).
 const OOW_ACK_INTERVAL_MS = 500;
-const SACK_RECOVERY = new SackRecovery();
 
 const NO_EVENTS: TcpConnectionEvents = Object.freeze({
   established(): void {},
@@ -629,6 +628,8 @@ export class TcpConnection implements TcpConnectionApi {
       return false;
     }
     const window = seg.window << this.snd.wscale;
+    const unaBefore = this.snd.una;
+    const sackedBefore = this.snd.score === null ? 0 : this.snd.score.sackedBytes;
     const blocks = seg.options.sack;
     if (this.sackOk && blocks !== undefined && blocks.length > 0) {
       if (this.snd.score === null) this.snd.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
@@ -648,6 +649,13 @@ export class TcpConnection implements TcpConnectionApi {
       this.onDupAck(now);
     } else if (this.snd.max === this.snd.una) {
       this.retries = 0;
+    }
+    const recovery = this.snd.recovery;
+    const score = this.snd.score;
+    if (recovery !== null && this.sackOk && score !== null) {
+      // RFC 6937 section 3: DeliveredData is the change in SND.UNA plus the change in SACKed bytes.
+      const delivered = seqDiff(this.snd.una, unaBefore) + score.sackedBytes - sackedBefore;
+      recovery.onAck(delivered, this.snd.pipe(score), this.snd.cc.ssthresh);
     }
 
     // RFC 9293 section 3.10.7.4 fifth: window update.
@@ -745,8 +753,8 @@ export class TcpConnection implements TcpConnectionApi {
       this.stats.fastRetransmits++;
       this.snd.recover = this.snd.max;
       this.snd.cc.onLoss(seqDiff(this.snd.max, this.snd.una));
-      this.snd.recovery = this.sackOk ? SACK_RECOVERY : new RenoRecovery();
-      this.snd.recovery.enter(this.snd.cc.cwnd, this.snd.mss);
+      this.snd.recovery = this.sackOk ? new PrrRecovery() : new RenoRecovery();
+      this.snd.recovery.enter(this.snd.cc.cwnd, this.snd.mss, seqDiff(this.snd.max, this.snd.una));
       if (this.sackOk && this.snd.score === null) this.snd.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
       this.snd.highRxt = this.snd.una;
       this.retransmit(this.snd.una, -1, now, false);
@@ -1029,6 +1037,7 @@ export class TcpConnection implements TcpConnectionApi {
     }
     this.emit(seq, ACK | (fin ? FIN : 0) | (push ? PSH : 0), payload, len, now);
     if (fin) this.finOut = true;
+    if (this.snd.recovery !== null) this.snd.recovery.onSent(len + (fin ? 1 : 0));
     const end = seqAdd(seq, len + (fin ? 1 : 0));
     this.snd.nxt = end;
     if (seqGt(end, this.snd.max)) this.snd.max = end;
@@ -1054,6 +1063,7 @@ export class TcpConnection implements TcpConnectionApi {
     if (sackRepair) this.stats.sackRepaired++;
     this.rttTime = -1;
     this.emit(seq, ACK | (fin ? FIN : 0), payload, len, now);
+    if (this.snd.recovery !== null) this.snd.recovery.onSent(len + (fin ? 1 : 0));
     const end = seqAdd(seq, len + (fin ? 1 : 0));
     if (seqGt(end, this.snd.nxt)) this.snd.nxt = end;
     if (seqGt(end, this.snd.highRxt)) this.snd.highRxt = end;

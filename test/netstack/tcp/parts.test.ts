@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { NewReno } from '../../../netstack/tcp/congestion.js';
 import { IsnGenerator } from '../../../netstack/tcp/isn.js';
 import { Reassembler } from '../../../netstack/tcp/reassembly.js';
-import { RenoRecovery, SackRecovery } from '../../../netstack/tcp/recovery.js';
+import { PrrRecovery, RenoRecovery } from '../../../netstack/tcp/recovery.js';
 import { SackScoreboard } from '../../../netstack/tcp/sack.js';
 import { SendBuffer } from '../../../netstack/tcp/send-buffer.js';
 import { asSeq as q, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from '../../../netstack/tcp/seq.js';
@@ -113,7 +113,17 @@ describe('tcp parts', () => {
     assert.equal(recovery.window(), 9000);
     recovery.onPartialAck(3000);
     assert.equal(recovery.window(), 7000, 'RFC 6582: deflate by the amount acked, add back one SMSS');
-    assert.equal(new SackRecovery().window(cc.cwnd), 5000, 'with SACK, cwnd itself');
+    // With SACK, PRR (RFC 6937): ssthresh/RecoverFS of what is delivered while pipe > ssthresh.
+    const prr = new PrrRecovery();
+    prr.enter(cc.cwnd, 1000, 10_000);
+    prr.onSent(1000);
+    prr.onAck(1000, 8000, 5000);
+    assert.equal(prr.window(), 8000, 'ceil(1000 * 5000 / 10000) - 1000 < 0: nothing more');
+    prr.onAck(3000, 6000, 5000);
+    assert.equal(prr.window(), 6000 + 1000, 'ceil(4000 * 5000 / 10000) - 1000 = 1000');
+    prr.onSent(1000);
+    prr.onAck(1000, 3000, 5000);
+    assert.equal(prr.window(), 3000 + 2000, 'below ssthresh: min(ssthresh - pipe, max(5000 - 2000, 1000) + MSS)');
     cc.onRecoveryEnd(3000);
     assert.equal(cc.cwnd, 4000);
     for (let i = 0; i < 4; i++) cc.onAck(1000);
