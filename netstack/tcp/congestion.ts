@@ -15,6 +15,11 @@ export interface CongestionControl {
   onRecoveryEnd(flightSize: number): void;
   /** Retransmission timeout; `first` is false for repeated timeouts of the same data. */
   onTimeout(flightSize: number, first: boolean): void;
+  /**
+   * Every retransmission of a loss episode proved spurious (D-SACK): take back the
+   * reduction, to at least the window and threshold from before it.
+   */
+  undo(priorCwnd: number, priorSsthresh: number): void;
   /** The sender MSS changed (after the handshake). */
   setMss(mss: number): void;
 }
@@ -66,6 +71,12 @@ export class NewReno implements CongestionControl {
   onRecoveryEnd(flightSize: number): void {
     // RFC 6582 section 3.2 step 4, option 1: min(ssthresh, max(FlightSize, SMSS) + SMSS).
     this.cwnd = Math.min(this.ssthresh, Math.max(flightSize, this.mss) + this.mss);
+    this.caAcked = 0;
+  }
+
+  undo(priorCwnd: number, priorSsthresh: number): void {
+    if (priorCwnd > this.cwnd) this.cwnd = priorCwnd;
+    if (priorSsthresh > this.ssthresh) this.ssthresh = priorSsthresh;
     this.caAcked = 0;
   }
 

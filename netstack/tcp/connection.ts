@@ -4,7 +4,7 @@
 // Timers are lazy: the protocol timer (timer.ts), ackAt and kaAt are "wake me no later
 // than" times, so the deadline the stack sees changes rarely, not on every segment.
 
-import { ACK, FIN, PSH, RST, SYN, type TcpOptions, type TcpSegment, type TcpSegmentOut } from '../wire/tcp.js';
+import { ACK, FIN, PSH, RST, SYN, type SackBlock, type TcpOptions, type TcpSegment, type TcpSegmentOut } from '../wire/tcp.js';
 import { NewReno, type CongestionControl } from './congestion.js';
 import { windowScaleFor, type TcpConfig } from './config.js';
 import { defaultIsnGenerator } from './isn.js';
@@ -38,6 +38,8 @@ export interface TcpStats {
   dupAcks: number;
   /** Holes retransmitted because SACK showed them missing (RFC 6675). */
   sackRepaired: number;
+  /** Loss responses taken back because D-SACK showed every retransmission spurious (RFC 3708). */
+  spuriousUndos: number;
   challengeAcks: number;
   challengeAcksSuppressed: number;
   /** Dropped by PAWS (RFC 7323 section 5). */
@@ -107,6 +109,7 @@ export class TcpConnection implements TcpConnectionApi {
     timeouts: 0,
     dupAcks: 0,
     sackRepaired: 0,
+    spuriousUndos: 0,
     challengeAcks: 0,
     challengeAcksSuppressed: 0,
     pawsDrops: 0,
@@ -632,6 +635,7 @@ export class TcpConnection implements TcpConnectionApi {
     const sackedBefore = this.snd.score === null ? 0 : this.snd.score.sackedBytes;
     const blocks = seg.options.sack;
     if (this.sackOk && blocks !== undefined && blocks.length > 0) {
+      this.checkDsack(blocks, ack);
       if (this.snd.score === null) this.snd.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
       this.snd.score.update(blocks, seqMax(ack, this.snd.una), this.snd.max);
     }
@@ -680,6 +684,25 @@ export class TcpConnection implements TcpConnectionApi {
       }
     }
     return true;
+  }
+
+  /**
+   * RFC 2883 section 4: the first block is a D-SACK when it lies below the cumulative ACK
+   * or inside the second block. When it shows the last retransmission of the loss
+   * episode spurious, the loss response is undone (RFC 3708 section 3).
+   */
+  private checkDsack(blocks: readonly SackBlock[], ack: Seq): void {
+    const left = asSeq(blocks[0]!.left);
+    const right = asSeq(blocks[0]!.right);
+    const second = blocks.length > 1 ? blocks[1]! : null;
+    const dsack =
+      seqLe(right, ack) || (second !== null && seqGe(left, asSeq(second.left)) && seqLe(right, asSeq(second.right)));
+    const undo = this.snd.undo;
+    if (!dsack || undo === null || !this.snd.dsackReceived(left, right)) return;
+    this.snd.undo = null;
+    this.stats.spuriousUndos++;
+    this.snd.cc.undo(undo.priorCwnd, undo.priorSsthresh);
+    this.snd.recovery = null;
   }
 
   /** Our FIN has been sent and acknowledged. */
@@ -752,6 +775,7 @@ export class TcpConnection implements TcpConnectionApi {
     if ((this.snd.dupAcks >= thresh || sackLoss) && seqGe(this.snd.una, this.snd.recover)) {
       this.stats.fastRetransmits++;
       this.snd.recover = this.snd.max;
+      this.snd.startUndo();
       this.snd.cc.onLoss(seqDiff(this.snd.max, this.snd.una));
       this.snd.recovery = this.sackOk ? new PrrRecovery() : new RenoRecovery();
       this.snd.recovery.enter(this.snd.cc.cwnd, this.snd.mss, seqDiff(this.snd.max, this.snd.una));
@@ -1027,6 +1051,7 @@ export class TcpConnection implements TcpConnectionApi {
     const resend = seqLt(seq, this.snd.max);
     if (resend) {
       this.stats.retransmits++;
+      if (this.snd.undo !== null) this.snd.undo.retransmits++;
       this.rttTime = -1;
     } else {
       this.bytesSent += len;
@@ -1060,6 +1085,7 @@ export class TcpConnection implements TcpConnectionApi {
     if (len === 0 && !fin) return 0;
     const payload = len > 0 && sb !== null ? sb.read(seqDiff(seq, this.snd.una), len) : EMPTY;
     this.stats.retransmits++;
+    if (this.snd.undo !== null) this.snd.undo.retransmits++;
     if (sackRepair) this.stats.sackRepaired++;
     this.rttTime = -1;
     this.emit(seq, ACK | (fin ? FIN : 0), payload, len, now);
@@ -1298,6 +1324,7 @@ export class TcpConnection implements TcpConnectionApi {
       return;
     }
     // RFC 6298 section 5.4 and RFC 5681 section 3.1: retransmit the earliest segment, go back to slow start.
+    if (this.retries === 1) this.snd.startUndo();
     this.snd.cc.onTimeout(seqDiff(this.snd.max, this.snd.una), this.retries === 1);
     this.lastTimeoutAt = now;
     this.snd.recovery = null;

@@ -17,6 +17,19 @@ const MIN_SEGMENT_PAYLOAD = 48;
 // RFC 2018 section 3: room for SACK blocks on our segments while we hold out-of-order data.
 const SACK_OPTION_ROOM = 36;
 
+/**
+ * A loss episode that may yet prove spurious (RFC 3708's idea, as Linux's undo_retrans):
+ * the window before the reduction, and the retransmissions of [from, to) not yet
+ * reported as duplicates by a D-SACK. At zero, every one was spurious.
+ */
+export interface UndoRecord {
+  readonly priorCwnd: number;
+  readonly priorSsthresh: number;
+  readonly from: Seq;
+  readonly to: Seq;
+  retransmits: number;
+}
+
 export class TcpSender {
   // Send sequence space (RFC 9293 section 3.3.1). max: highest sequence sent + 1.
   readonly iss: Seq;
@@ -39,6 +52,8 @@ export class TcpSender {
   highRxt: Seq;
   dupAcks = 0;
   score: SackScoreboard | null = null;
+  /** The latest loss episode, until undone or replaced by the next one. */
+  undo: UndoRecord | null = null;
   // Whether the congestion window is what limits sending (RFC 7661 section 4.3; as
   // Linux's tcp_cwnd_validate): the largest flight seen in the current window of data,
   // whether cwnd was full then, and where that window ends.
@@ -61,6 +76,23 @@ export class TcpSender {
     this.cwndUsageEnd = iss;
     this.mss = mss;
     this.cc = cc;
+  }
+
+  /** A loss episode begins (fast retransmit or first timeout): remember what to undo. */
+  startUndo(): void {
+    this.undo = { priorCwnd: this.cc.cwnd, priorSsthresh: this.cc.ssthresh, from: this.una, to: this.max, retransmits: 0 };
+  }
+
+  /**
+   * A D-SACK block (RFC 2883) reported [left, right) received twice. Returns true when
+   * that was the last outstanding retransmission of the episode: all were spurious.
+   */
+  dsackReceived(left: Seq, right: Seq): boolean {
+    const u = this.undo;
+    if (u === null || u.retransmits === 0 || !seqLt(left, right)) return false;
+    if (seqLt(left, u.from) || !seqLt(left, u.to)) return false;
+    u.retransmits--;
+    return u.retransmits === 0;
   }
 
   /** The window that limits sending: cwnd, or the recovery's window during fast recovery. */

@@ -44,3 +44,48 @@ describe('tcp loss recovery, segment by segment', () => {
     assert.ok(h.conn.cwnd <= 11_000, `cwnd ${h.conn.cwnd} after recovery is at most ssthresh`);
   });
 });
+
+describe('tcp D-SACK undo (RFC 2883, RFC 3708)', () => {
+  function reorderedFlight(): { h: TcpHarness; s: number; irs: number } {
+    const h = new TcpHarness({ ...SACK });
+    const { iss, irs } = h.establishActive({ options: { mss: 1000, sackPermitted: true } });
+    const s = iss + 1;
+    h.send({ flags: ACK, seq: irs + 1, ack: s, window: 60000 });
+    h.conn.send(new Uint8Array(10_000), h.now);
+    assert.equal(h.drain().length, 10);
+    // Segment 0 is only delayed: three ACKs SACK segments 1-3 and start a fast retransmit.
+    for (const end of [2000, 3000, 4000]) {
+      h.send({ flags: ACK, seq: irs + 1, ack: s, window: 60000, options: { sack: [{ left: s + 1000, right: s + end }] } });
+    }
+    const out = h.drain();
+    assert.equal(out[0]!.seq, s, 'fast retransmit of segment 0');
+    assert.equal(h.conn.stats.fastRetransmits, 1);
+    return { h, s, irs };
+  }
+
+  it('a D-SACK for the only retransmission restores cwnd and ssthresh', () => {
+    const { h, s, irs } = reorderedFlight();
+    const reduced = h.conn.cwnd;
+    assert.ok(reduced < 10_000, `cwnd ${reduced} was reduced`);
+    // The delayed original arrives: everything is acknowledged, recovery ends.
+    h.send({ flags: ACK, seq: irs + 1, ack: s + h.conn.bytesSent, window: 60000 });
+    assert.ok(h.conn.cwnd <= 5000 + 1000, `cwnd ${h.conn.cwnd} after recovery`);
+    // Then the retransmission arrives too, and the peer reports it as a duplicate.
+    const ack = s + h.conn.bytesSent;
+    h.send({ flags: ACK, seq: irs + 1, ack, window: 60000, options: { sack: [{ left: s, right: s + 1000 }] } });
+    assert.equal(h.conn.stats.spuriousUndos, 1);
+    assert.ok(h.conn.cwnd >= 10_000, `cwnd ${h.conn.cwnd} is back to its value before the loss`);
+    // A second D-SACK for the same range changes nothing.
+    h.send({ flags: ACK, seq: irs + 1, ack, window: 60000, options: { sack: [{ left: s, right: s + 1000 }] } });
+    assert.equal(h.conn.stats.spuriousUndos, 1);
+  });
+
+  it('no undo while a retransmission of the episode is not reported as a duplicate', () => {
+    const { h, s, irs } = reorderedFlight();
+    // A D-SACK outside the episode (below where it began) does not count.
+    h.send({ flags: ACK, seq: irs + 1, ack: s, window: 60000, options: { sack: [{ left: s - 100, right: s - 50 }, { left: s + 1000, right: s + 4000 }] } });
+    h.send({ flags: ACK, seq: irs + 1, ack: s + h.conn.bytesSent, window: 60000 });
+    assert.equal(h.conn.stats.spuriousUndos, 0);
+    assert.ok(h.conn.cwnd <= 6000, `cwnd ${h.conn.cwnd} stays reduced`);
+  });
+});
