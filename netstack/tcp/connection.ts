@@ -38,6 +38,8 @@ export interface TcpStats {
   dupAcks: number;
   /** Holes retransmitted because SACK showed them missing (RFC 6675). */
   sackRepaired: number;
+  /** Tail loss probes sent (RFC 8985 section 7). */
+  tailLossProbes: number;
   /** Loss responses taken back because D-SACK showed every retransmission spurious (RFC 3708). */
   spuriousUndos: number;
   challengeAcks: number;
@@ -109,6 +111,7 @@ export class TcpConnection implements TcpConnectionApi {
     timeouts: 0,
     dupAcks: 0,
     sackRepaired: 0,
+    tailLossProbes: 0,
     spuriousUndos: 0,
     challengeAcks: 0,
     challengeAcksSuppressed: 0,
@@ -634,8 +637,9 @@ export class TcpConnection implements TcpConnectionApi {
     const unaBefore = this.snd.una;
     const sackedBefore = this.snd.score === null ? 0 : this.snd.score.sackedBytes;
     const blocks = seg.options.sack;
+    let dsack = false;
     if (this.sackOk && blocks !== undefined && blocks.length > 0) {
-      this.checkDsack(blocks, ack);
+      dsack = this.checkDsack(blocks, ack);
       if (this.snd.score === null) this.snd.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
       this.snd.score.update(blocks, seqMax(ack, this.snd.una), this.snd.max);
     }
@@ -654,6 +658,7 @@ export class TcpConnection implements TcpConnectionApi {
     } else if (this.snd.max === this.snd.una) {
       this.retries = 0;
     }
+    this.checkProbe(dsack, now);
     const recovery = this.snd.recovery;
     const score = this.snd.score;
     if (recovery !== null && this.sackOk && score !== null) {
@@ -691,18 +696,19 @@ export class TcpConnection implements TcpConnectionApi {
    * or inside the second block. When it shows the last retransmission of the loss
    * episode spurious, the loss response is undone (RFC 3708 section 3).
    */
-  private checkDsack(blocks: readonly SackBlock[], ack: Seq): void {
+  private checkDsack(blocks: readonly SackBlock[], ack: Seq): boolean {
     const left = asSeq(blocks[0]!.left);
     const right = asSeq(blocks[0]!.right);
     const second = blocks.length > 1 ? blocks[1]! : null;
     const dsack =
       seqLe(right, ack) || (second !== null && seqGe(left, asSeq(second.left)) && seqLe(right, asSeq(second.right)));
     const undo = this.snd.undo;
-    if (!dsack || undo === null || !this.snd.dsackReceived(left, right)) return;
+    if (!dsack || undo === null || !this.snd.dsackReceived(left, right)) return dsack;
     this.snd.undo = null;
     this.stats.spuriousUndos++;
     this.snd.cc.undo(undo.priorCwnd, undo.priorSsthresh);
     this.snd.recovery = null;
+    return true;
   }
 
   /** Our FIN has been sent and acknowledged. */
@@ -757,7 +763,8 @@ export class TcpConnection implements TcpConnectionApi {
       if (this.snd.cwndLimited()) this.snd.cc.onAck(acked);
     }
     // RFC 6298 section 5.3: restart the timer when new data is acknowledged.
-    if (this.timer.kind === 'retransmit') this.timer.base = now;
+    if (this.timer.kind === 'retransmit' || this.timer.kind === 'probe') this.timer.base = now;
+    this.armProbe(now);
   }
 
   private onDupAck(now: number): void {
@@ -772,17 +779,21 @@ export class TcpConnection implements TcpConnectionApi {
     const sackLoss =
       this.sackOk && this.snd.score !== null && this.snd.score.sackedBytes > (thresh - 1) * this.snd.mss;
     // RFC 6582 section 3.2 step 2: only if the ACK covers more than `recover`.
-    if ((this.snd.dupAcks >= thresh || sackLoss) && seqGe(this.snd.una, this.snd.recover)) {
-      this.stats.fastRetransmits++;
-      this.snd.recover = this.snd.max;
-      this.snd.startUndo();
-      this.snd.cc.onLoss(seqDiff(this.snd.max, this.snd.una));
-      this.snd.recovery = this.sackOk ? new PrrRecovery() : new RenoRecovery();
-      this.snd.recovery.enter(this.snd.cc.cwnd, this.snd.mss, seqDiff(this.snd.max, this.snd.una));
-      if (this.sackOk && this.snd.score === null) this.snd.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
-      this.snd.highRxt = this.snd.una;
-      this.retransmit(this.snd.una, -1, now, false);
-    }
+    if ((this.snd.dupAcks >= thresh || sackLoss) && seqGe(this.snd.una, this.snd.recover)) this.enterRecovery(now);
+  }
+
+  /** Fast retransmit and fast recovery (RFC 5681 section 3.2, RFC 6675 section 5). */
+  private enterRecovery(now: number): void {
+    this.stats.fastRetransmits++;
+    this.snd.tlp = null;
+    this.snd.recover = this.snd.max;
+    this.snd.startUndo();
+    this.snd.cc.onLoss(seqDiff(this.snd.max, this.snd.una));
+    this.snd.recovery = this.sackOk ? new PrrRecovery() : new RenoRecovery();
+    this.snd.recovery.enter(this.snd.cc.cwnd, this.snd.mss, seqDiff(this.snd.max, this.snd.una));
+    if (this.sackOk && this.snd.score === null) this.snd.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
+    this.snd.highRxt = this.snd.una;
+    this.retransmit(this.snd.una, -1, now, false);
   }
 
   /** Segment text (RFC 9293 section 3.10.7.4 seventh) and FIN (eighth). */
@@ -972,7 +983,7 @@ export class TcpConnection implements TcpConnectionApi {
     const sb = this.snd.buffer;
     const dataEnd = seqAdd(this.snd.una, sb === null ? 0 : sb.length);
     const finAllowed = this.finQueued && this.state !== 'ESTABLISHED' && this.state !== 'CLOSE-WAIT';
-    const mss = this.snd.payloadMss(this.rcv.holdsOutOfOrder);
+    const mss = this.snd.payloadMss(this.rcv.sendsSackBlocks);
     const sackScore = this.snd.recovery !== null && this.sackOk ? this.snd.score : null;
     let blocked = false;
     for (;;) {
@@ -1067,6 +1078,7 @@ export class TcpConnection implements TcpConnectionApi {
     this.snd.nxt = end;
     if (seqGt(end, this.snd.max)) this.snd.max = end;
     this.startRtx(now, wasIdle);
+    if (!resend) this.armProbe(now);
   }
 
   /**
@@ -1076,7 +1088,7 @@ export class TcpConnection implements TcpConnectionApi {
   private retransmit(seq: Seq, limit: Seq | -1, now: number, sackRepair: boolean): number {
     const sb = this.snd.buffer;
     const dataEnd = seqAdd(this.snd.una, sb === null ? 0 : sb.length);
-    let len = Math.min(this.snd.payloadMss(this.rcv.holdsOutOfOrder), seqDiff(dataEnd, seq));
+    let len = Math.min(this.snd.payloadMss(this.rcv.sendsSackBlocks), seqDiff(dataEnd, seq));
     // Only what was sent before: new data goes through output() and its checks.
     if (seqDiff(this.snd.max, seq) < len) len = seqDiff(this.snd.max, seq);
     if (limit !== -1 && seqDiff(limit, seq) < len) len = seqDiff(limit, seq);
@@ -1250,7 +1262,7 @@ export class TcpConnection implements TcpConnectionApi {
   private startRtx(now: number, wasIdle: boolean): void {
     const t = this.timer;
     if (t.kind === 'time-wait' || t.kind === 'fin-wait-2') return;
-    if (t.kind === 'retransmit' && !wasIdle) {
+    if ((t.kind === 'retransmit' || t.kind === 'probe') && !wasIdle) {
       const due = t.base + this.rtt.current(this.backoff);
       if (due < t.at) t.at = due;
       return;
@@ -1293,6 +1305,10 @@ export class TcpConnection implements TcpConnectionApi {
         else this.terminate(null);
         return;
       }
+      case 'probe':
+        if (this.snd.max === this.snd.una) this.timer = TIMER_IDLE;
+        else this.onProbeTimer(t, now);
+        return;
       case 'retransmit':
       case 'persist':
         if (this.snd.max !== this.snd.una) this.onRetransmitTimer(t, now);
@@ -1328,6 +1344,7 @@ export class TcpConnection implements TcpConnectionApi {
     this.snd.cc.onTimeout(seqDiff(this.snd.max, this.snd.una), this.retries === 1);
     this.lastTimeoutAt = now;
     this.snd.recovery = null;
+    this.snd.tlp = null;
     this.snd.recover = this.snd.max;
     this.snd.dupAcks = 0;
     // RFC 2018 section 8: forget SACK information after a timeout (the receiver may renege).
@@ -1335,6 +1352,107 @@ export class TcpConnection implements TcpConnectionApi {
     this.snd.highRxt = this.snd.una;
     this.snd.nxt = this.snd.una;
     this.retransmit(this.snd.una, -1, now, false);
+  }
+
+  /**
+   * RFC 8985 section 7.2: arm the tail loss probe after new data is sent or acknowledged,
+   * with SACK, outside recovery, with no probe in flight.
+   */
+  private armProbe(now: number): void {
+    const snd = this.snd;
+    const t = this.timer;
+    if (!this.config.tailLossProbes || !this.sackOk || snd.recovery !== null || snd.tlp !== null) return;
+    if (snd.max === snd.una || snd.nxt !== snd.max || seqLt(snd.una, snd.recover)) return;
+    if (t.kind !== 'retransmit' && t.kind !== 'probe') return;
+    const due = now + this.probeTimeout();
+    if (t.kind === 'probe') {
+      // Lazy: a later due leaves `at` alone; an earlier one (a shorter PTO) moves it.
+      t.probeBase = now;
+      if (due < t.at) t.at = due;
+      return;
+    }
+    this.timer = { kind: 'probe', at: due < t.at ? due : t.at, base: t.base, probeBase: now };
+  }
+
+  /** RFC 8985 section 7.2: PTO = 2 SRTT, plus the worst-case delayed ACK for a lone segment. */
+  private probeTimeout(): number {
+    const srtt = this.rtt.srtt;
+    if (srtt < 0) return 1000;
+    // RFC 8985 section 7.2: WCDelAckT = 200 ms; otherwise Linux's 2 ms of slack.
+    return 2 * srtt + (seqDiff(this.snd.max, this.snd.una) <= this.snd.mss ? 200 : 2);
+  }
+
+  private onProbeTimer(t: ArmedTimer & { kind: 'probe' }, now: number): void {
+    const rtoDue = t.base + this.rtt.current(this.backoff);
+    const probeDue = t.probeBase + this.probeTimeout();
+    if (rtoDue <= probeDue || this.snd.recovery !== null || this.snd.tlp !== null) {
+      // The RTO comes first (or the probe no longer applies): an ordinary retransmit timer.
+      const rtx = { kind: 'retransmit' as const, at: t.at, base: t.base };
+      this.timer = rtx;
+      this.onRetransmitTimer(rtx, now);
+      return;
+    }
+    if (now < probeDue) {
+      t.at = probeDue;
+      return;
+    }
+    this.sendProbe(now);
+  }
+
+  /**
+   * RFC 8985 section 7.3: one new segment if the receive window allows, else the last
+   * segment again. The RTO then restarts from the probe.
+   */
+  private sendProbe(now: number): void {
+    const snd = this.snd;
+    const sb = snd.buffer;
+    const dataEnd = seqAdd(snd.una, sb === null ? 0 : sb.length);
+    const flight = seqDiff(snd.max, snd.una);
+    const mss = snd.payloadMss(this.rcv.sendsSackBlocks);
+    const avail = seqDiff(dataEnd, snd.max);
+    const wndRoom = seqDiff(seqAdd(snd.una, snd.wnd), snd.max);
+    this.stats.tailLossProbes++;
+    this.timer = { kind: 'retransmit', at: now + this.rtt.current(this.backoff), base: now };
+    const start = snd.max;
+    if (avail > 0 && wndRoom > 0 && !this.finOut) {
+      const len = Math.min(mss, avail, wndRoom);
+      const finAllowed = this.finQueued && this.state !== 'ESTABLISHED' && this.state !== 'CLOSE-WAIT';
+      snd.tlp = { start, end: seqAdd(start, len), retransmitted: false, flight };
+      this.sendData(start, len, finAllowed && len === avail, len === avail, now);
+      return;
+    }
+    // The last segment (and the FIN if it went out): its loss is what the probe repairs.
+    const dataLen = seqDiff(dataEnd, snd.una);
+    const len = Math.min(mss, dataLen);
+    const from = seqAdd(dataEnd, -len);
+    snd.tlp = { start: from, end: snd.max, retransmitted: true, flight };
+    this.retransmit(from, -1, now, false);
+  }
+
+  /**
+   * An ACK that accounts for the tail loss probe (RFC 8985 sections 7.4 and 6.2). A SACK
+   * of the probe with holes below it: everything there was sent at least a PTO before
+   * the probe, which RACK's rule (sent more than an RTT plus the reordering window before
+   * a delivered segment) declares lost, so recovery repairs it now.
+   */
+  private checkProbe(dsack: boolean, now: number): void {
+    const snd = this.snd;
+    const tlp = snd.tlp;
+    if (tlp === null) return;
+    if (seqGe(snd.una, tlp.end)) {
+      snd.tlp = null;
+      // RFC 8985 section 7.4.2: a retransmitted probe that repaired a loss (no D-SACK
+      // says the original arrived) calls for the congestion response of a loss.
+      if (tlp.retransmitted && !dsack && snd.recovery === null) {
+        snd.startUndo();
+        snd.cc.onLoss(tlp.flight);
+      }
+      return;
+    }
+    const score = snd.score;
+    if (score === null || score.sackedEnd(tlp.start) === -1) return;
+    snd.tlp = null;
+    if (snd.recovery === null && seqGe(snd.una, snd.recover) && seqLt(snd.una, tlp.start)) this.enterRecovery(now);
   }
 
   private onPersistTimer(t: ArmedTimer & { kind: 'persist' }, now: number): void {

@@ -51,6 +51,11 @@ export class TcpReceiver {
     return this.asm !== null && this.asm.count > 0;
   }
 
+  /** Our next segment carries SACK blocks: out-of-order data held, or a D-SACK owed. */
+  get sendsSackBlocks(): boolean {
+    return this.dsack !== null || (this.asm !== null && this.asm.count > 0);
+  }
+
   /** Receive buffer space, at most what the window field can express. */
   freeSpace(): number {
     const free = this.config.receiveBufferSize - this.unconsumed - (this.asm === null ? 0 : this.asm.bytes);

@@ -30,6 +30,15 @@ export interface UndoRecord {
   retransmits: number;
 }
 
+/** RFC 8985 section 7: the tail loss probe in flight (TLP.end_seq and what it was). */
+export interface TailLossProbe {
+  readonly start: Seq;
+  readonly end: Seq;
+  readonly retransmitted: boolean;
+  /** Bytes outstanding when the probe went out, for the congestion response. */
+  readonly flight: number;
+}
+
 export class TcpSender {
   // Send sequence space (RFC 9293 section 3.3.1). max: highest sequence sent + 1.
   readonly iss: Seq;
@@ -52,6 +61,8 @@ export class TcpSender {
   highRxt: Seq;
   dupAcks = 0;
   score: SackScoreboard | null = null;
+  /** The tail loss probe in flight, until an ACK accounts for it. */
+  tlp: TailLossProbe | null = null;
   /** The latest loss episode, until undone or replaced by the next one. */
   undo: UndoRecord | null = null;
   // Whether the congestion window is what limits sending (RFC 7661 section 4.3; as

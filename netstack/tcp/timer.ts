@@ -8,6 +8,11 @@ export type ConnectionTimer =
   | { readonly kind: 'idle' }
   /** RFC 6298: data (or our SYN) outstanding; expires at base + RTO with backoff. */
   | { readonly kind: 'retransmit'; at: number; base: number }
+  /**
+   * RFC 8985 section 7: data outstanding with SACK; a tail loss probe is due at
+   * probeBase + PTO, unless the RTO (base + RTO) comes first.
+   */
+  | { readonly kind: 'probe'; at: number; base: number; probeBase: number }
   /** RFC 9293 section 3.8.6.1: data waits on a zero window; probes from base on. */
   | { readonly kind: 'persist'; at: number; base: number }
   /** RFC 9293 section 3.10.7.4: 2MSL from base (restarted by a retransmitted FIN). */

@@ -89,3 +89,80 @@ describe('tcp D-SACK undo (RFC 2883, RFC 3708)', () => {
     assert.ok(h.conn.cwnd <= 6000, `cwnd ${h.conn.cwnd} stays reduced`);
   });
 });
+
+describe('tcp segment size with SACK blocks', () => {
+  it('a data segment that carries a D-SACK block still fits the MSS', () => {
+    const h = new TcpHarness({ timestamps: true, sack: true, windowScaling: false, mss: 1000 });
+    const { iss, irs } = h.establishActive({ options: { mss: 1000, sackPermitted: true, timestamp: { value: 1, echo: 0 } } });
+    const ts = { value: 2, echo: 0 };
+    const r = irs + 1;
+    h.send({ flags: ACK, seq: r, ack: iss + 1, window: 60000, options: { timestamp: ts } });
+    h.conn.send(new Uint8Array(30_000), h.now);
+    const first = h.drain();
+    const mss = first[0]!.payloadLength;
+    assert.equal(mss, 1000 - 12, 'full segments carry the timestamp option');
+    h.send({ flags: ACK | 0x08, seq: r, ack: iss + 1, window: 60000, data: new Uint8Array(100), options: { timestamp: ts } });
+    h.drain();
+    // The peer resends that segment with 100 more bytes (half duplicate) and ACKs two
+    // segments: cwnd opens, and the first new segment carries the D-SACK block.
+    h.send({ flags: ACK | 0x08, seq: r, ack: iss + 1 + 2 * mss, window: 60000, data: new Uint8Array(200), options: { timestamp: ts } });
+    const out = h.drain();
+    const withSack = out.filter((x) => x.options.sack !== undefined && x.payloadLength > 0);
+    assert.ok(withSack.length > 0, 'the D-SACK rode on a data segment');
+    for (const x of out) {
+      const sackBytes = x.options.sack === undefined ? 0 : 2 + 8 * x.options.sack.length + 2;
+      assert.ok(12 + sackBytes + x.payloadLength <= 1000, `payload ${x.payloadLength} with ${x.options.sack?.length ?? 0} SACK blocks exceeds the MSS`);
+    }
+  });
+});
+
+describe('tcp tail loss probe (RFC 8985 section 7)', () => {
+  function lostTail(overrides = {}): { h: TcpHarness; s: number; irs: number } {
+    const h = new TcpHarness({ ...SACK, ...overrides });
+    const { iss, irs } = h.establishActive({ options: { mss: 1000, sackPermitted: true } });
+    const s = iss + 1;
+    h.advanceTo(1000);
+    // One segment first (its PTO includes the 200 ms delayed-ACK allowance), timed: 20 ms.
+    h.conn.send(new Uint8Array(1000), h.now);
+    assert.equal(h.drain().length, 1);
+    h.advanceTo(1020);
+    h.send({ flags: ACK, seq: irs + 1, ack: s + 1000, window: 60000 });
+    // RTO is the 200 ms minimum. The two segments of the tail are lost.
+    h.conn.send(new Uint8Array(2000), h.now);
+    assert.equal(h.drain().length, 2);
+    return { h, s, irs };
+  }
+
+  it('probes with the last segment within 2 SRTT + 2 ms, and its SACK starts recovery at once', () => {
+    const { h, s, irs } = lostTail();
+    let probe = null;
+    while (probe === null && h.now < 1020 + 200) {
+      h.advance(1);
+      probe = h.drain()[0] ?? null;
+    }
+    assert.ok(probe !== null, 'a probe before the RTO');
+    assert.equal(probe.seq, (s + 2000) >>> 0, 'the last segment again (no new data to send)');
+    assert.equal(probe.payloadLength, 1000);
+    // SRTT is at most 20 ms (an earlier sample of 0 ms from the handshake lowers it).
+    assert.ok(h.now > 1020 && h.now <= 1020 + 2 * 20 + 2, `probe at ${h.now}`);
+    assert.equal(h.conn.stats.tailLossProbes, 1);
+    // The probe arrives: SACK of [2000, 3000) above the hole at 1000.
+    h.send({ flags: ACK, seq: irs + 1, ack: s + 1000, window: 60000, options: { sack: [{ left: s + 2000, right: s + 3000 }] } });
+    h.expect({ seq: s + 1000, len: 1000 });
+    assert.equal(h.conn.stats.fastRetransmits, 1);
+    h.send({ flags: ACK, seq: irs + 1, ack: s + 3000, window: 60000 });
+    h.advanceTo(3000);
+    h.expectNothing();
+    assert.equal(h.conn.stats.timeouts, 0, 'repaired without a retransmission timeout');
+  });
+
+  it('without tail loss probes the same tail waits for the RTO', () => {
+    const { h, s } = lostTail({ tailLossProbes: false });
+    h.advanceTo(1020 + 199);
+    h.expectNothing();
+    h.advanceTo(1020 + 200);
+    h.expect({ seq: s + 1000, len: 1000 });
+    assert.equal(h.conn.stats.timeouts, 1);
+    assert.equal(h.conn.stats.tailLossProbes, 0);
+  });
+});
