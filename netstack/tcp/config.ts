@@ -43,6 +43,8 @@ export interface TcpConfig {
    * transmission, so that a lost tail is repaired by SACK recovery instead of an RTO.
    */
   tailLossProbes: boolean;
+  /** Congestion control: NewReno (RFC 5681, RFC 6582) or CUBIC (RFC 9438). */
+  congestionControl: 'newreno' | 'cubic';
   /** TIME-WAIT lasts 2*MSL (RFC 9293 section 3.4.2); Linux uses 60 s. */
   timeWaitMs: number;
   /** Longest FIN-WAIT-2 of a connection its owner released (Linux tcp_fin_timeout: 60 s). */
@@ -84,6 +86,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   delayedAckMs: 40,
   batchAckAfterBuffers: 2,
   tailLossProbes: true,
+  congestionControl: 'newreno',
   initialCwndSegments: 10,
   dupAckThreshold: 3,
   timeWaitMs: 60_000,

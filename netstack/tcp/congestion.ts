@@ -7,8 +7,8 @@ export interface CongestionControl {
   /** Congestion window in bytes. */
   readonly cwnd: number;
   readonly ssthresh: number;
-  /** New data acknowledged outside recovery. */
-  onAck(ackedBytes: number): void;
+  /** New data acknowledged outside recovery, at `now` (ms), with the smoothed RTT (ms, -1 if none). */
+  onAck(ackedBytes: number, now: number, srttMs: number): void;
   /** Loss detected by duplicate ACKs or SACK: recovery begins with this cwnd. */
   onLoss(flightSize: number): void;
   /** The ACK that ends recovery (RFC 6582 section 3.2 step 4). */

@@ -5,7 +5,8 @@
 // than" times, so the deadline the stack sees changes rarely, not on every segment.
 
 import { ACK, FIN, PSH, RST, SYN, type SackBlock, type TcpOptions, type TcpSegment, type TcpSegmentOut } from '../wire/tcp.js';
-import { NewReno, type CongestionControl } from './congestion.js';
+import { NewReno } from './congestion.js';
+import { Cubic } from './cubic.js';
 import { windowScaleFor, type TcpConfig } from './config.js';
 import { defaultIsnGenerator } from './isn.js';
 import { Reassembler } from './reassembly.js';
@@ -195,7 +196,7 @@ export class TcpConnection implements TcpConnectionApi {
         : defaultIsnGenerator.tsOffset(tuple.localAddress, tuple.remoteAddress);
     this.rtt = new RttEstimator(config.initialRtoMs, config.minRtoMs, config.maxRtoMs);
     const sndMss = Math.min(config.mss, DEFAULT_PEER_MSS);
-    this.snd = new TcpSender(config, asSeq(iss), sndMss, new NewReno(sndMss, config.initialCwndSegments));
+    this.snd = new TcpSender(config, asSeq(iss), sndMss, config.congestionControl === 'cubic' ? new Cubic(sndMss, config.initialCwndSegments) : new NewReno(sndMss, config.initialCwndSegments));
     this.rcv = new TcpReceiver(config);
     this.lastRecvAt = now;
   }
@@ -760,7 +761,7 @@ export class TcpConnection implements TcpConnectionApi {
       this.snd.dupAcks = 0;
       // RFC 7661 section 4.3: an application- or receiver-limited sender does not grow
       // cwnd (it would otherwise climb without bound and later burst at line rate).
-      if (this.snd.cwndLimited()) this.snd.cc.onAck(acked);
+      if (this.snd.cwndLimited()) this.snd.cc.onAck(acked, now, this.rtt.srtt);
     }
     // RFC 6298 section 5.3: restart the timer when new data is acknowledged.
     if (this.timer.kind === 'retransmit' || this.timer.kind === 'probe') this.timer.base = now;
