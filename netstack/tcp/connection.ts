@@ -1440,14 +1440,17 @@ export class TcpConnection implements TcpConnectionApi {
     const snd = this.snd;
     const tlp = snd.tlp;
     if (tlp === null) return;
-    if (seqGe(snd.una, tlp.end)) {
+    if (tlp.retransmitted && dsack) {
+      // RFC 8985 section 7.4.2: the D-SACK says the original arrived; nothing was lost.
       snd.tlp = null;
-      // RFC 8985 section 7.4.2: a retransmitted probe that repaired a loss (no D-SACK
-      // says the original arrived) calls for the congestion response of a loss.
-      if (tlp.retransmitted && !dsack && snd.recovery === null) {
-        snd.startUndo();
-        snd.cc.onLoss(tlp.flight);
-      }
+      return;
+    }
+    // A retransmitted probe waits for an ACK beyond it, so that the D-SACK of a spurious
+    // probe can come first (RFC 8985 section 7.4.2); then it repaired a loss and calls
+    // for the congestion response of one.
+    if (tlp.retransmitted ? seqGt(snd.una, tlp.end) : seqGe(snd.una, tlp.end)) {
+      snd.tlp = null;
+      if (tlp.retransmitted && snd.recovery === null) snd.cc.onLoss(tlp.flight);
       return;
     }
     const score = snd.score;
