@@ -49,6 +49,8 @@ export interface TcpConfig {
    * loss and 16 % less at 1 %.
    */
   congestionControl: 'newreno' | 'cubic';
+  /** RFC 4987 section 3.6: answer SYNs with a cookie once the half-open queue is full. */
+  synCookies: boolean;
   /** TIME-WAIT lasts 2*MSL (RFC 9293 section 3.4.2); Linux uses 60 s. */
   timeWaitMs: number;
   /** Longest FIN-WAIT-2 of a connection its owner released (Linux tcp_fin_timeout: 60 s). */
@@ -90,6 +92,7 @@ export const DEFAULT_TCP_CONFIG: Readonly<TcpConfig> = Object.freeze({
   delayedAckMs: 40,
   batchAckAfterBuffers: 2,
   tailLossProbes: true,
+  synCookies: true,
   congestionControl: 'cubic',
   initialCwndSegments: 10,
   dupAckThreshold: 3,

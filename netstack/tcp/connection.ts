@@ -244,6 +244,34 @@ export class TcpConnection implements TcpConnectionApi {
     return c;
   }
 
+  /**
+   * A connection from a returning SYN cookie (RFC 4987 section 3.6): `synOptions` are
+   * what the cookie remembered of the SYN. It is in SYN-RECEIVED as if its SYN-ACK had
+   * been sent; the listener then hands it the ACK.
+   */
+  static fromCookie(
+    env: TcpEnv,
+    config: TcpConfig,
+    tuple: FourTuple,
+    synOptions: TcpOptions,
+    irs: number,
+    iss: number,
+    now: number,
+    owner: HalfOpenOwner,
+  ): TcpConnection {
+    const c = new TcpConnection(env, config, tuple, NO_EVENTS, 'SYN-RECEIVED', iss, owner, now);
+    c.rcv.irs = asSeq(irs);
+    c.rcv.nxt = seqAdd(c.rcv.irs, 1);
+    c.negotiate(synOptions, now);
+    c.rcv.advRight = seqAdd(c.rcv.nxt, Math.min(config.receiveBufferSize, 0xffff));
+    c.rcv.lastAckSent = c.rcv.nxt;
+    c.snd.wl1 = c.rcv.irs;
+    c.snd.wl2 = c.snd.iss;
+    c.snd.nxt = seqAdd(c.snd.iss, 1);
+    c.snd.max = c.snd.nxt;
+    return c;
+  }
+
   // ---------------------------------------------------------------- public surface
 
   get deadline(): number {
