@@ -1,28 +1,30 @@
 // Congestion control behind a small interface, so that NewReno and e.g. CUBIC are
 // interchangeable. The connection decides *when* (duplicate ACKs, SACK loss detection,
-// timeouts); the controller decides *how much* may be in flight.
+// timeouts); the controller decides *how much* may be in flight; the recovery
+// (recovery.ts) decides how that window is spent while holes are repaired.
 
 export interface CongestionControl {
-  /** Congestion window in bytes (inflated during non-SACK fast recovery). */
+  /** Congestion window in bytes. */
   readonly cwnd: number;
   readonly ssthresh: number;
-  /** New data acknowledged outside recovery. */
-  onAck(ackedBytes: number): void;
-  /** Loss detected by duplicate ACKs or SACK: enter fast recovery. */
-  onFastRetransmit(flightSize: number, inflate: boolean): void;
-  /** A further duplicate ACK during non-SACK fast recovery. */
-  onDupAck(): void;
-  /** A partial ACK during recovery (RFC 6582 section 3.2 step 5). */
-  onPartialAck(ackedBytes: number, inflate: boolean): void;
+  /** New data acknowledged outside recovery, at `now` (ms), with the smoothed RTT (ms, -1 if none). */
+  onAck(ackedBytes: number, now: number, srttMs: number): void;
+  /** Loss detected by duplicate ACKs or SACK: recovery begins with this cwnd. */
+  onLoss(flightSize: number): void;
   /** The ACK that ends recovery (RFC 6582 section 3.2 step 4). */
   onRecoveryEnd(flightSize: number): void;
   /** Retransmission timeout; `first` is false for repeated timeouts of the same data. */
   onTimeout(flightSize: number, first: boolean): void;
+  /**
+   * Every retransmission of a loss episode proved spurious (D-SACK): take back the
+   * reduction, to at least the window and threshold from before it.
+   */
+  undo(priorCwnd: number, priorSsthresh: number): void;
   /** The sender MSS changed (after the handshake). */
   setMss(mss: number): void;
 }
 
-const MAX_CWND = 1 << 30;
+export const MAX_CWND = 1 << 30;
 
 /** NewReno: RFC 5681 (slow start, congestion avoidance) and RFC 6582 (fast recovery). */
 export class NewReno implements CongestionControl {
@@ -58,27 +60,23 @@ export class NewReno implements CongestionControl {
     }
   }
 
-  onFastRetransmit(flightSize: number, inflate: boolean): void {
-    // RFC 5681 section 3.2 step 2 (eq. 4) and step 3.
+  onLoss(flightSize: number): void {
+    // RFC 5681 section 3.2 step 2 (eq. 4); the window inflation of step 3 is the
+    // recovery's business (recovery.ts), not the controller's.
     this.ssthresh = Math.max(flightSize / 2, 2 * this.mss);
-    this.cwnd = inflate ? this.ssthresh + 3 * this.mss : this.ssthresh;
+    this.cwnd = this.ssthresh;
     this.caAcked = 0;
-  }
-
-  onDupAck(): void {
-    // RFC 5681 section 3.2 step 4: inflate by one segment per duplicate ACK.
-    this.cwnd = Math.min(MAX_CWND, this.cwnd + this.mss);
-  }
-
-  onPartialAck(acked: number, inflate: boolean): void {
-    if (!inflate) return;
-    // RFC 6582 section 3.2 step 5: deflate by the amount acked, add back one SMSS.
-    this.cwnd = Math.max(this.mss, this.cwnd - acked + (acked >= this.mss ? this.mss : 0));
   }
 
   onRecoveryEnd(flightSize: number): void {
     // RFC 6582 section 3.2 step 4, option 1: min(ssthresh, max(FlightSize, SMSS) + SMSS).
     this.cwnd = Math.min(this.ssthresh, Math.max(flightSize, this.mss) + this.mss);
+    this.caAcked = 0;
+  }
+
+  undo(priorCwnd: number, priorSsthresh: number): void {
+    if (priorCwnd > this.cwnd) this.cwnd = priorCwnd;
+    if (priorSsthresh > this.ssthresh) this.ssthresh = priorSsthresh;
     this.caAcked = 0;
   }
 

@@ -1,20 +1,23 @@
 // One TCP connection, sans-IO: segments and `now` (ms) in, segments (env.output) and
 // events out. RFC 9293 is the base; the RFC of each extension is named where it acts.
 //
-// Timers are lazy: rtxAt/ackAt/kaAt are "wake me no later than" times. Restarting the
-// retransmission timer on every ACK only moves rtxBase; when the armed time comes the
-// timer re-arms itself for the real expiry. So the deadline the stack sees changes
-// rarely, not on every segment.
+// Timers are lazy: the protocol timer (timer.ts), ackAt and kaAt are "wake me no later
+// than" times, so the deadline the stack sees changes rarely, not on every segment.
 
 import { ACK, FIN, PSH, RST, SYN, type SackBlock, type TcpOptions, type TcpSegment, type TcpSegmentOut } from '../wire/tcp.js';
-import { NewReno, type CongestionControl } from './congestion.js';
+import { NewReno } from './congestion.js';
+import { Cubic } from './cubic.js';
 import { windowScaleFor, type TcpConfig } from './config.js';
 import { defaultIsnGenerator } from './isn.js';
 import { Reassembler } from './reassembly.js';
+import { ACK_BATCH, ACK_DELAYED, ACK_NONE, ACK_NOW, TcpReceiver } from './receiver.js';
+import { PrrRecovery, RenoRecovery } from './recovery.js';
+import { TcpSender } from './sender.js';
 import { RttEstimator } from './rtt.js';
 import { SackScoreboard } from './sack.js';
 import { SendBuffer } from './send-buffer.js';
-import { seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt, seqMax, seqMin } from './seq.js';
+import { TIMER_IDLE, timerAt, type ArmedTimer, type ConnectionTimer } from './timer.js';
+import { asSeq, seqAdd, seqDiff, seqGe, seqGt, seqInRange, seqLe, seqLt, seqMax, seqMin, tsLt, type Seq } from './seq.js';
 import type {
   FourTuple,
   TcpConnectionApi,
@@ -36,6 +39,10 @@ export interface TcpStats {
   dupAcks: number;
   /** Holes retransmitted because SACK showed them missing (RFC 6675). */
   sackRepaired: number;
+  /** Tail loss probes sent (RFC 8985 section 7). */
+  tailLossProbes: number;
+  /** Loss responses taken back because D-SACK showed every retransmission spurious (RFC 3708). */
+  spuriousUndos: number;
   challengeAcks: number;
   challengeAcksSuppressed: number;
   /** Dropped by PAWS (RFC 7323 section 5). */
@@ -79,8 +86,6 @@ const DEFAULT_PEER_MSS = 536;
 // RFC 7323 section 5.5: TS.Recent is invalid after 24 days of idleness.
 const PAWS_IDLE_MS = 24 * 24 * 3600 * 1000;
 const TS_OPTION_BYTES = 12;
-// Smallest payload the half-window bound may leave (Linux: 68 bytes less the headers).
-const MIN_SEGMENT_PAYLOAD = 48;
 const MAX_BACKOFF = 16;
 // Free send-buffer bytes that wake a blocked writer (at most a quarter of the buffer).
 const SEND_SPACE_WAKE_MAX = 64 * 1024;
@@ -95,11 +100,6 @@ const NO_EVENTS: TcpConnectionEvents = Object.freeze({
   closed(): void {},
 });
 
-const ACK_NONE = 0;
-const ACK_DELAYED = 1;
-const ACK_NOW = 2;
-/** Owed for two full segments, but held to the end of the input batch (TcpEnv.deferAck). */
-const ACK_BATCH = 3;
 
 export class TcpConnection implements TcpConnectionApi {
   events: TcpConnectionEvents;
@@ -112,6 +112,8 @@ export class TcpConnection implements TcpConnectionApi {
     timeouts: 0,
     dupAcks: 0,
     sackRepaired: 0,
+    tailLossProbes: 0,
+    spuriousUndos: 0,
     challengeAcks: 0,
     challengeAcksSuppressed: 0,
     pawsDrops: 0,
@@ -134,37 +136,12 @@ export class TcpConnection implements TcpConnectionApi {
   private finQueued = false;
   private finOut = false;
   private sendBlocked = false;
-  private persisting = false;
   private softError: TcpErrorCode | null = null;
 
-  // Send sequence space (RFC 9293 section 3.3.1). sndMax: highest sequence sent + 1.
-  private readonly iss: number;
-  private sndUna: number;
-  private sndNxt: number;
-  private sndMax: number;
-  private sndWnd = 0;
-  private sndWl1 = 0;
-  private sndWl2 = 0;
-  private maxSndWnd = 0;
-  private sndWscale = 0;
-  /** Payload bytes per full segment we send (peer MSS, minus timestamp option). */
-  private sndMss: number;
-  private sb: SendBuffer | null = null;
-
-  // Receive sequence space. rcvAdvRight: right edge of the window we last advertised.
-  private irs = 0;
-  private rcvNxt = 0;
-  private rcvAdvRight = 0;
-  private rcvWscale = 0;
-  /** Largest segment seen (Linux's rcv_mss), for "ACK every second full segment". */
-  private rcvMss = DEFAULT_PEER_MSS;
-  private unconsumed = 0;
-  private unackedBytes = 0;
-  private ackState = ACK_NONE;
-  private lastAckSent = 0;
-  private asm: Reassembler | null = null;
-  private rcvFinPending = false;
-  private rcvFinSeq = 0;
+  /** The send half: sequence space, send buffer, congestion control, recovery. */
+  private readonly snd: TcpSender;
+  /** The receive half: sequence space, window, assembler, ACK owed. */
+  private readonly rcv: TcpReceiver;
 
   // Options (RFC 7323, RFC 2018).
   private tsOk = false;
@@ -179,26 +156,12 @@ export class TcpConnection implements TcpConnectionApi {
 
   // Retransmission (RFC 6298) and congestion control (RFC 5681, RFC 6582, RFC 6675).
   private readonly rtt: RttEstimator;
-  private readonly cc: CongestionControl;
   private backoff = 0;
   private retries = 0;
-  private rtxAt = Infinity;
-  private rtxBase = 0;
-  private rttSeq = 0;
+  /** Retransmit, persist, TIME-WAIT or orphaned FIN-WAIT-2 (timer.ts). */
+  private timer: ConnectionTimer = TIMER_IDLE;
+  private rttSeq = asSeq(0);
   private rttTime = -1;
-  private inRecovery = false;
-  private recover: number;
-  private highRxt: number;
-  private dupAcks = 0;
-  private score: SackScoreboard | null = null;
-  /** A duplicate segment's range, for the next ACK's first SACK block (D-SACK, RFC 2883). */
-  private dsack: SackBlock | null = null;
-  // Whether the congestion window is what limits sending (RFC 7661 section 4.3; as
-  // Linux's tcp_cwnd_validate): the largest flight seen in the current window of data,
-  // whether cwnd was full then, and where that window ends.
-  private flightHigh = 0;
-  private cwndFull = false;
-  private cwndUsageEnd = 0;
 
   // Delayed ACK and keepalive (RFC 1122 section 4.2.3.6).
   private ackAt = Infinity;
@@ -227,20 +190,14 @@ export class TcpConnection implements TcpConnectionApi {
     this.events = events;
     this.state = state;
     this.owner = owner;
-    this.iss = iss >>> 0;
-    this.sndUna = this.iss;
-    this.sndNxt = this.iss;
-    this.sndMax = this.iss;
-    this.recover = this.iss;
-    this.highRxt = this.iss;
-    this.cwndUsageEnd = this.iss;
     this.tsOffset =
       config.tsOffset !== undefined
         ? config.tsOffset(tuple)
         : defaultIsnGenerator.tsOffset(tuple.localAddress, tuple.remoteAddress);
     this.rtt = new RttEstimator(config.initialRtoMs, config.minRtoMs, config.maxRtoMs);
-    this.sndMss = Math.min(config.mss, DEFAULT_PEER_MSS);
-    this.cc = new NewReno(this.sndMss, config.initialCwndSegments);
+    const sndMss = Math.min(config.mss, DEFAULT_PEER_MSS);
+    this.snd = new TcpSender(config, asSeq(iss), sndMss, config.congestionControl === 'cubic' ? new Cubic(sndMss, config.initialCwndSegments) : new NewReno(sndMss, config.initialCwndSegments));
+    this.rcv = new TcpReceiver(config);
     this.lastRecvAt = now;
   }
 
@@ -275,43 +232,71 @@ export class TcpConnection implements TcpConnectionApi {
     owner: HalfOpenOwner | null,
   ): TcpConnection {
     const c = new TcpConnection(env, config, tuple, NO_EVENTS, 'SYN-RECEIVED', iss, owner, now);
-    c.irs = syn.seq >>> 0;
-    c.rcvNxt = seqAdd(c.irs, 1);
+    c.rcv.irs = asSeq(syn.seq);
+    c.rcv.nxt = seqAdd(c.rcv.irs, 1);
     c.negotiate(syn.options, now);
-    c.sndWnd = syn.window;
-    c.maxSndWnd = syn.window;
-    c.sndWl1 = c.irs;
-    c.sndWl2 = c.iss;
+    c.snd.wnd = syn.window;
+    c.snd.maxWnd = syn.window;
+    c.snd.wl1 = c.rcv.irs;
+    c.snd.wl2 = c.snd.iss;
     c.sendSyn(now);
     c.settle();
+    return c;
+  }
+
+  /**
+   * A connection from a returning SYN cookie (RFC 4987 section 3.6): `synOptions` are
+   * what the cookie remembered of the SYN. It is in SYN-RECEIVED as if its SYN-ACK had
+   * been sent; the listener then hands it the ACK.
+   */
+  static fromCookie(
+    env: TcpEnv,
+    config: TcpConfig,
+    tuple: FourTuple,
+    synOptions: TcpOptions,
+    irs: number,
+    iss: number,
+    now: number,
+    owner: HalfOpenOwner,
+  ): TcpConnection {
+    const c = new TcpConnection(env, config, tuple, NO_EVENTS, 'SYN-RECEIVED', iss, owner, now);
+    c.rcv.irs = asSeq(irs);
+    c.rcv.nxt = seqAdd(c.rcv.irs, 1);
+    c.negotiate(synOptions, now);
+    c.rcv.advRight = seqAdd(c.rcv.nxt, Math.min(config.receiveBufferSize, 0xffff));
+    c.rcv.lastAckSent = c.rcv.nxt;
+    c.snd.wl1 = c.rcv.irs;
+    c.snd.wl2 = c.snd.iss;
+    c.snd.nxt = seqAdd(c.snd.iss, 1);
+    c.snd.max = c.snd.nxt;
     return c;
   }
 
   // ---------------------------------------------------------------- public surface
 
   get deadline(): number {
-    const a = this.rtxAt < this.ackAt ? this.rtxAt : this.ackAt;
+    const t = timerAt(this.timer);
+    const a = t < this.ackAt ? t : this.ackAt;
     return a < this.kaAt ? a : this.kaAt;
   }
 
   get sendSpace(): number {
-    const used = this.sb === null ? 0 : this.sb.length;
+    const used = this.snd.buffer === null ? 0 : this.snd.buffer.length;
     return this.config.sendBufferSize > used ? this.config.sendBufferSize - used : 0;
   }
 
   get sendBuffered(): number {
-    return this.sb === null ? 0 : this.sb.length;
+    return this.snd.buffer === null ? 0 : this.snd.buffer.length;
   }
 
   /** Bytes of the receive window currently advertised (for tests and diagnostics). */
   get receiveWindow(): number {
-    const w = seqDiff(this.rcvAdvRight, this.rcvNxt);
-    return w > 0 ? w : 0;
+    return this.rcv.window;
   }
 
   /** The congestion window in bytes. */
   get cwnd(): number {
-    return this.cc.cwnd;
+    return this.snd.sendWindow();
   }
 
   /** Current RTO in ms (RFC 6298), before backoff. */
@@ -320,8 +305,8 @@ export class TcpConnection implements TcpConnectionApi {
   }
 
   /** Initial send sequence number. */
-  get initialSequence(): number {
-    return this.iss;
+  get initialSequence(): Seq {
+    return this.snd.iss;
   }
 
   /**
@@ -336,8 +321,8 @@ export class TcpConnection implements TcpConnectionApi {
     const n = Math.min(this.sendSpace, data.length);
     if (n < data.length) this.sendBlocked = true;
     if (n > 0) {
-      if (this.sb === null) this.sb = new SendBuffer();
-      this.sb.push(n === data.length ? data : data.subarray(0, n));
+      if (this.snd.buffer === null) this.snd.buffer = new SendBuffer();
+      this.snd.buffer.push(n === data.length ? data : data.subarray(0, n));
     }
     const fin = end && n === data.length && this.queueFin();
     if (n === 0 && !fin) return 0;
@@ -388,7 +373,7 @@ export class TcpConnection implements TcpConnectionApi {
       case 'FIN-WAIT-2':
       case 'CLOSE-WAIT':
         // RFC 9293 section 3.10.5: <SEQ=SND.NXT><CTL=RST>.
-        this.emitRaw(this.sndMax, 0, RST);
+        this.emitRaw(this.snd.max, 0, RST);
         break;
       default:
         break;
@@ -398,13 +383,13 @@ export class TcpConnection implements TcpConnectionApi {
 
   consume(bytes: number, now: number): void {
     if (!(bytes > 0)) return;
-    this.unconsumed = bytes >= this.unconsumed ? 0 : this.unconsumed - bytes;
+    this.rcv.unconsumed = bytes >= this.rcv.unconsumed ? 0 : this.rcv.unconsumed - bytes;
     const st = this.state;
     if (st !== 'ESTABLISHED' && st !== 'FIN-WAIT-1' && st !== 'FIN-WAIT-2') return;
     const rcvBuf = this.config.receiveBufferSize;
-    const maxWindow = Math.min(rcvBuf, 0xffff << this.rcvWscale);
-    const cur = this.receiveWindow;
-    const free = this.freeReceiveSpace();
+    const maxWindow = Math.min(rcvBuf, 0xffff << this.rcv.wscale);
+    const cur = this.rcv.window;
+    const free = this.rcv.freeSpace();
     // Window update at once when the window opens significantly (RFC 9293 section
     // 3.8.6.2.2 threshold) and the advertised window is below half its maximum.
     if (cur < maxWindow / 2 && free - cur >= Math.min(rcvBuf >> 1, this.config.mss)) {
@@ -480,7 +465,7 @@ export class TcpConnection implements TcpConnectionApi {
 
   /** End of the input batch (TcpEnv.deferAck): send the ACK held for it, if still owed. */
   flushBatchAck(now: number): void {
-    if (this.ackState !== ACK_BATCH || this.isClosed()) return;
+    if (this.rcv.ackState !== ACK_BATCH || this.isClosed()) return;
     this.sendAck(now);
     this.settle();
   }
@@ -489,9 +474,9 @@ export class TcpConnection implements TcpConnectionApi {
     if (this.isClosed()) return;
     if (now >= this.ackAt) {
       this.ackAt = Infinity;
-      if (this.ackState !== ACK_NONE) this.sendAck(now);
+      if (this.rcv.ackState !== ACK_NONE) this.sendAck(now);
     }
-    if (now >= this.rtxAt) this.onRtxTimer(now);
+    if (now >= timerAt(this.timer)) this.onTimer(now);
     if (now >= this.kaAt && !this.isClosed()) this.onKeepAliveTimer(now);
     this.settle();
   }
@@ -501,8 +486,8 @@ export class TcpConnection implements TcpConnectionApi {
   /** RFC 9293 section 3.10.7.3: SYN-SENT. */
   private inputSynSent(seg: TcpSegment, now: number): void {
     const f = seg.flags;
-    if ((f & ACK) !== 0 && (seqLe(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax))) {
-      if ((f & RST) === 0) this.emitRaw(seg.ack >>> 0, 0, RST);
+    if ((f & ACK) !== 0 && (seqLe(asSeq(seg.ack), this.snd.iss) || seqGt(asSeq(seg.ack), this.snd.max))) {
+      if ((f & RST) === 0) this.emitRaw(asSeq(seg.ack), 0, RST);
       return;
     }
     if ((f & RST) !== 0) {
@@ -511,30 +496,30 @@ export class TcpConnection implements TcpConnectionApi {
     }
     if ((f & SYN) === 0) return;
     this.lastRecvAt = now;
-    this.irs = seg.seq >>> 0;
-    this.rcvNxt = seqAdd(this.irs, 1);
+    this.rcv.irs = asSeq(seg.seq);
+    this.rcv.nxt = seqAdd(this.rcv.irs, 1);
     this.negotiate(seg.options, now);
-    this.rcvAdvRight = seqAdd(this.rcvNxt, Math.min(this.config.receiveBufferSize, 0xffff));
+    this.rcv.advRight = seqAdd(this.rcv.nxt, Math.min(this.config.receiveBufferSize, 0xffff));
     // RFC 7323 section 2.2: the window of a SYN is never scaled.
-    this.sndWnd = seg.window;
-    this.maxSndWnd = seg.window;
-    this.sndWl1 = this.irs;
+    this.snd.wnd = seg.window;
+    this.snd.maxWnd = seg.window;
+    this.snd.wl1 = this.rcv.irs;
     if ((f & ACK) !== 0) {
-      this.sndWl2 = seg.ack >>> 0;
-      this.sndUna = seqAdd(this.iss, 1);
+      this.snd.wl2 = asSeq(seg.ack);
+      this.snd.una = seqAdd(this.snd.iss, 1);
       if (this.retries === 0 && this.rttTime >= 0) this.rtt.sample(now - this.rttTime);
       this.rttTime = -1;
       this.retries = 0;
       this.backoff = 0;
       this.state = this.finQueued ? 'FIN-WAIT-1' : 'ESTABLISHED';
-      this.ackState = ACK_NOW;
+      this.rcv.ackState = ACK_NOW;
       this.output(now, false);
-      if (this.ackState !== ACK_NONE) this.sendAck(now);
+      if (this.rcv.ackState !== ACK_NONE) this.sendAck(now);
       this.events.established();
     } else {
       // RFC 9293 section 3.10.7.3: simultaneous open.
       this.state = 'SYN-RECEIVED';
-      this.sndWl2 = this.iss;
+      this.snd.wl2 = this.snd.iss;
       this.sendSyn(now);
     }
   }
@@ -549,8 +534,8 @@ export class TcpConnection implements TcpConnectionApi {
       // timestamp, or by sequence number where the timestamps are equal or absent.
       const newer =
         ts !== undefined
-          ? seqGt(ts.value, this.tsRecent) || (ts.value >>> 0 === this.tsRecent && seqGt(seg.seq, this.rcvNxt))
-          : seqGt(seg.seq, this.rcvNxt);
+          ? tsLt(this.tsRecent, ts.value) || (ts.value >>> 0 === this.tsRecent && seqGt(asSeq(seg.seq), this.rcv.nxt))
+          : seqGt(asSeq(seg.seq), this.rcv.nxt);
       if (newer) {
         this.terminate(null);
         return true;
@@ -558,13 +543,13 @@ export class TcpConnection implements TcpConnectionApi {
     }
 
     // RFC 7323 section 5.3 R1: PAWS.
-    if (ts !== undefined && (f & RST) === 0 && now - this.tsRecentAt <= PAWS_IDLE_MS && seqLt(ts.value, this.tsRecent)) {
+    if (ts !== undefined && (f & RST) === 0 && now - this.tsRecentAt <= PAWS_IDLE_MS && tsLt(ts.value, this.tsRecent)) {
       this.stats.pawsDrops++;
       this.sendAck(now);
       return false;
     }
 
-    if (this.state === 'SYN-RECEIVED' && (f & (SYN | ACK | RST)) === SYN && seg.seq >>> 0 === this.irs) {
+    if (this.state === 'SYN-RECEIVED' && (f & (SYN | ACK | RST)) === SYN && asSeq(seg.seq) === this.rcv.irs) {
       // Our SYN-ACK was lost: the peer retransmitted its SYN.
       this.stats.retransmits++;
       this.sendSyn(now);
@@ -575,31 +560,31 @@ export class TcpConnection implements TcpConnectionApi {
     let payload = seg.payload;
     let fin = (f & FIN) !== 0;
     const segLen = payload.length + ((f & SYN) !== 0 ? 1 : 0) + (fin ? 1 : 0);
-    const wnd = this.receiveWindow;
-    const seq = seg.seq >>> 0;
+    const wnd = this.rcv.window;
+    const seq = asSeq(seg.seq);
     let ok: boolean;
     // A zero-length segment exactly at the right edge is accepted too (as Linux does):
     // a peer whose data filled our window sends its ACKs there.
-    if (segLen === 0) ok = seqGe(seq, this.rcvNxt) && seqLe(seq, seqAdd(this.rcvNxt, wnd));
+    if (segLen === 0) ok = seqGe(seq, this.rcv.nxt) && seqLe(seq, seqAdd(this.rcv.nxt, wnd));
     else
       ok =
         wnd !== 0 &&
-        (seqInRange(seq, this.rcvNxt, seqAdd(this.rcvNxt, wnd)) ||
-          seqInRange(seqAdd(seq, segLen - 1), this.rcvNxt, seqAdd(this.rcvNxt, wnd)));
+        (seqInRange(seq, this.rcv.nxt, seqAdd(this.rcv.nxt, wnd)) ||
+          seqInRange(seqAdd(seq, segLen - 1), this.rcv.nxt, seqAdd(this.rcv.nxt, wnd)));
     if (!ok) {
       if ((f & RST) !== 0) return false;
-      if (wnd === 0 && seq === this.rcvNxt && (f & SYN) === 0) {
+      if (wnd === 0 && seq === this.rcv.nxt && (f & SYN) === 0) {
         // RFC 9293 section 3.10.7.4: with a zero window, still process ACKs (a window probe).
         payload = EMPTY;
         fin = false;
-        this.ackState = ACK_NOW;
+        this.rcv.ackState = ACK_NOW;
       } else {
         this.stats.outOfWindow++;
         // RFC 9293 section 3.10.7.4: TIME-WAIT re-ACKs a retransmitted FIN and restarts 2MSL.
-        if (this.state === 'TIME-WAIT' && fin && seqAdd(seq, payload.length + 1) === this.rcvNxt) this.rtxBase = now;
+        if (this.state === 'TIME-WAIT' && fin && seqAdd(seq, payload.length + 1) === this.rcv.nxt) this.restartTimeWait(now);
         // RFC 2883 section 4: data wholly below RCV.NXT is a duplicate; say so (D-SACK)
-        if (this.sackOk && payload.length > 0 && seqLe(seqAdd(seq, payload.length), this.rcvNxt)) {
-          this.dsack = { left: seq, right: seqAdd(seq, payload.length) };
+        if (this.sackOk && payload.length > 0 && seqLe(seqAdd(seq, payload.length), this.rcv.nxt)) {
+          this.rcv.dsack = { left: seq, right: seqAdd(seq, payload.length) };
         }
         // Segments with data or SYN/FIN always get a duplicate ACK; bare ACKs only at a
         // limited rate, so that two confused ends cannot ping-pong ACKs (as Linux does).
@@ -615,7 +600,7 @@ export class TcpConnection implements TcpConnectionApi {
 
     // RFC 9293 section 3.10.7.4 second, with RFC 5961 section 3.2.
     if ((f & RST) !== 0) {
-      if (seq === this.rcvNxt) this.onReset();
+      if (seq === this.rcv.nxt) this.onReset();
       else this.challengeAck(now);
       return false;
     }
@@ -629,26 +614,26 @@ export class TcpConnection implements TcpConnectionApi {
     if ((f & ACK) === 0) return false;
 
     // RFC 7323 section 4.3: update TS.Recent.
-    if (ts !== undefined && seqLe(seq, this.lastAckSent) && seqGe(ts.value, this.tsRecent)) {
+    if (ts !== undefined && seqLe(seq, this.rcv.lastAckSent) && !tsLt(ts.value, this.tsRecent)) {
       this.tsRecent = ts.value >>> 0;
       this.tsRecentAt = now;
     }
 
     if (this.state === 'SYN-RECEIVED') {
-      const ack = seg.ack >>> 0;
-      if (!(seqGt(ack, this.sndUna) && seqLe(ack, this.sndMax))) {
+      const ack = asSeq(seg.ack);
+      if (!(seqGt(ack, this.snd.una) && seqLe(ack, this.snd.max))) {
         this.emitRaw(ack, 0, RST);
         return false;
       }
-      this.sndUna = seqAdd(this.iss, 1);
+      this.snd.una = seqAdd(this.snd.iss, 1);
       if (this.retries === 0 && this.rttTime >= 0 && !this.tsOk) this.rtt.sample(now - this.rttTime);
       this.rttTime = -1;
       this.retries = 0;
       this.backoff = 0;
-      this.sndWnd = seg.window << this.sndWscale;
-      this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
-      this.sndWl1 = seq;
-      this.sndWl2 = ack;
+      this.snd.wnd = seg.window << this.snd.wscale;
+      this.snd.maxWnd = Math.max(this.snd.maxWnd, this.snd.wnd);
+      this.snd.wl1 = seq;
+      this.snd.wl2 = ack;
       this.state = this.finQueued ? 'FIN-WAIT-1' : 'ESTABLISHED';
       const owner = this.owner;
       this.owner = null;
@@ -670,42 +655,54 @@ export class TcpConnection implements TcpConnectionApi {
 
   /** RFC 9293 section 3.10.7.4 fifth. Returns false when the segment is to be dropped. */
   private processAck(seg: TcpSegment, now: number): boolean {
-    const ack = seg.ack >>> 0;
+    const ack = asSeq(seg.ack);
     // RFC 5961 section 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT.
-    if (seqGt(ack, this.sndMax) || seqLt(ack, seqAdd(this.sndUna, -this.maxSndWnd))) {
+    if (seqGt(ack, this.snd.max) || seqLt(ack, seqAdd(this.snd.una, -this.snd.maxWnd))) {
       this.stats.badAcks++;
       this.challengeAck(now);
       return false;
     }
-    const window = seg.window << this.sndWscale;
+    const window = seg.window << this.snd.wscale;
+    const unaBefore = this.snd.una;
+    const sackedBefore = this.snd.score === null ? 0 : this.snd.score.sackedBytes;
     const blocks = seg.options.sack;
+    let dsack = false;
     if (this.sackOk && blocks !== undefined && blocks.length > 0) {
-      if (this.score === null) this.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
-      this.score.update(blocks, seqMax(ack, this.sndUna), this.sndMax);
+      dsack = this.checkDsack(blocks, ack);
+      if (this.snd.score === null) this.snd.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
+      this.snd.score.update(blocks, seqMax(ack, this.snd.una), this.snd.max);
     }
 
-    if (seqGt(ack, this.sndUna)) {
+    if (seqGt(ack, this.snd.una)) {
       this.ackNewData(ack, seg, now);
     } else if (
-      ack === this.sndUna &&
+      ack === this.snd.una &&
       seg.payload.length === 0 &&
       (seg.flags & FIN) === 0 &&
-      seqGt(this.sndMax, this.sndUna) &&
-      window === this.sndWnd
+      seqGt(this.snd.max, this.snd.una) &&
+      window === this.snd.wnd
     ) {
       // RFC 5681 section 2: a duplicate ACK.
       this.onDupAck(now);
-    } else if (this.sndMax === this.sndUna) {
+    } else if (this.snd.max === this.snd.una) {
       this.retries = 0;
+    }
+    this.checkProbe(dsack, now);
+    const recovery = this.snd.recovery;
+    const score = this.snd.score;
+    if (recovery !== null && this.sackOk && score !== null) {
+      // RFC 6937 section 3: DeliveredData is the change in SND.UNA plus the change in SACKed bytes.
+      const delivered = seqDiff(this.snd.una, unaBefore) + score.sackedBytes - sackedBefore;
+      recovery.onAck(delivered, this.snd.pipe(score), this.snd.cc.ssthresh);
     }
 
     // RFC 9293 section 3.10.7.4 fifth: window update.
-    const seq = seg.seq >>> 0;
-    if (seqLt(this.sndWl1, seq) || (this.sndWl1 === seq && seqLe(this.sndWl2, ack))) {
-      this.sndWnd = window;
-      this.sndWl1 = seq;
-      this.sndWl2 = ack;
-      if (window > this.maxSndWnd) this.maxSndWnd = window;
+    const seq = asSeq(seg.seq);
+    if (seqLt(this.snd.wl1, seq) || (this.snd.wl1 === seq && seqLe(this.snd.wl2, ack))) {
+      this.snd.wnd = window;
+      this.snd.wl1 = seq;
+      this.snd.wl2 = ack;
+      if (window > this.snd.maxWnd) this.snd.maxWnd = window;
     }
 
     if (this.finAcked()) {
@@ -723,10 +720,30 @@ export class TcpConnection implements TcpConnectionApi {
     return true;
   }
 
+  /**
+   * RFC 2883 section 4: the first block is a D-SACK when it lies below the cumulative ACK
+   * or inside the second block. When it shows the last retransmission of the loss
+   * episode spurious, the loss response is undone (RFC 3708 section 3).
+   */
+  private checkDsack(blocks: readonly SackBlock[], ack: Seq): boolean {
+    const left = asSeq(blocks[0]!.left);
+    const right = asSeq(blocks[0]!.right);
+    const second = blocks.length > 1 ? blocks[1]! : null;
+    const dsack =
+      seqLe(right, ack) || (second !== null && seqGe(left, asSeq(second.left)) && seqLe(right, asSeq(second.right)));
+    const undo = this.snd.undo;
+    if (!dsack || undo === null || !this.snd.dsackReceived(left, right)) return dsack;
+    this.snd.undo = null;
+    this.stats.spuriousUndos++;
+    this.snd.cc.undo(undo.priorCwnd, undo.priorSsthresh);
+    this.snd.recovery = null;
+    return true;
+  }
+
   /** Our FIN has been sent and acknowledged. */
   private finAcked(): boolean {
-    const len = this.sb === null ? 0 : this.sb.length;
-    return len === 0 && this.finSent() && this.sndUna === this.sndMax;
+    const len = this.snd.buffer === null ? 0 : this.snd.buffer.length;
+    return len === 0 && this.finSent() && this.snd.una === this.snd.max;
   }
 
   /** The FIN went out at least once (it then occupies SND.MAX - 1). */
@@ -734,13 +751,13 @@ export class TcpConnection implements TcpConnectionApi {
     return this.finOut;
   }
 
-  private ackNewData(ack: number, seg: TcpSegment, now: number): void {
-    const acked = seqDiff(ack, this.sndUna);
-    const sb = this.sb;
+  private ackNewData(ack: Seq, seg: TcpSegment, now: number): void {
+    const acked = seqDiff(ack, this.snd.una);
+    const sb = this.snd.buffer;
     if (sb !== null) sb.drop(acked);
-    this.sndUna = ack;
-    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
-    if (seqLt(this.highRxt, ack)) this.highRxt = ack;
+    this.snd.una = ack;
+    if (seqLt(this.snd.nxt, ack)) this.snd.nxt = ack;
+    if (seqLt(this.snd.highRxt, ack)) this.snd.highRxt = ack;
 
     // RTT measurement: RFC 7323 section 4 with timestamps, else one timed segment (Karn's rule).
     const ts = this.tsOk ? seg.options.timestamp : undefined;
@@ -755,143 +772,150 @@ export class TcpConnection implements TcpConnectionApi {
     }
     this.retries = 0;
     this.backoff = 0;
-    if (this.score !== null) this.score.ackTo(ack);
+    if (this.snd.score !== null) this.snd.score.ackTo(ack);
 
     const sackMode = this.sackOk;
-    if (this.inRecovery) {
-      if (seqGe(ack, this.recover)) {
-        this.inRecovery = false;
-        this.dupAcks = 0;
-        this.cc.onRecoveryEnd(seqDiff(this.sndMax, ack));
+    if (this.snd.recovery !== null) {
+      if (seqGe(ack, this.snd.recover)) {
+        this.snd.recovery = null;
+        this.snd.dupAcks = 0;
+        this.snd.cc.onRecoveryEnd(seqDiff(this.snd.max, ack));
       } else {
         // RFC 6582 section 3.2 step 5: partial ACK.
-        this.cc.onPartialAck(acked, !sackMode);
-        if (!sackMode || this.score === null || this.score.empty) this.retransmit(ack, -1, now, false);
+        this.snd.recovery.onPartialAck(acked);
+        if (!sackMode || this.snd.score === null || this.snd.score.empty) this.retransmit(ack, -1, now, false);
       }
     } else {
-      this.dupAcks = 0;
+      this.snd.dupAcks = 0;
       // RFC 7661 section 4.3: an application- or receiver-limited sender does not grow
       // cwnd (it would otherwise climb without bound and later burst at line rate).
-      if (this.cwndLimited()) this.cc.onAck(acked);
+      if (this.snd.cwndLimited()) this.snd.cc.onAck(acked, now, this.rtt.srtt);
     }
     // RFC 6298 section 5.3: restart the timer when new data is acknowledged.
-    this.rtxBase = now;
+    if (this.timer.kind === 'retransmit' || this.timer.kind === 'probe') this.timer.base = now;
+    this.armProbe(now);
   }
 
   private onDupAck(now: number): void {
     this.stats.dupAcks++;
-    this.dupAcks++;
-    if (this.inRecovery) {
-      if (!this.sackOk) this.cc.onDupAck();
+    this.snd.dupAcks++;
+    if (this.snd.recovery !== null) {
+      this.snd.recovery.onDupAck();
       return;
     }
     const thresh = this.config.dupAckThreshold;
     // RFC 6675 section 4: SND.UNA is lost when more than (DupThresh-1)*SMSS bytes above it are SACKed.
     const sackLoss =
-      this.sackOk && this.score !== null && this.score.sackedBytes > (thresh - 1) * this.sndMss;
+      this.sackOk && this.snd.score !== null && this.snd.score.sackedBytes > (thresh - 1) * this.snd.mss;
     // RFC 6582 section 3.2 step 2: only if the ACK covers more than `recover`.
-    if ((this.dupAcks >= thresh || sackLoss) && seqGe(this.sndUna, this.recover)) {
-      this.stats.fastRetransmits++;
-      this.inRecovery = true;
-      this.recover = this.sndMax;
-      this.cc.onFastRetransmit(seqDiff(this.sndMax, this.sndUna), !this.sackOk);
-      if (this.sackOk && this.score === null) this.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
-      this.highRxt = this.sndUna;
-      this.retransmit(this.sndUna, -1, now, false);
-    }
+    if ((this.snd.dupAcks >= thresh || sackLoss) && seqGe(this.snd.una, this.snd.recover)) this.enterRecovery(now);
+  }
+
+  /** Fast retransmit and fast recovery (RFC 5681 section 3.2, RFC 6675 section 5). */
+  private enterRecovery(now: number): void {
+    this.stats.fastRetransmits++;
+    this.snd.tlp = null;
+    this.snd.recover = this.snd.max;
+    this.snd.startUndo();
+    this.snd.cc.onLoss(seqDiff(this.snd.max, this.snd.una));
+    this.snd.recovery = this.sackOk ? new PrrRecovery() : new RenoRecovery();
+    this.snd.recovery.enter(this.snd.cc.cwnd, this.snd.mss, seqDiff(this.snd.max, this.snd.una));
+    if (this.sackOk && this.snd.score === null) this.snd.score = new SackScoreboard(this.config.sackScoreboardMaxBlocks);
+    this.snd.highRxt = this.snd.una;
+    this.retransmit(this.snd.una, -1, now, false);
   }
 
   /** Segment text (RFC 9293 section 3.10.7.4 seventh) and FIN (eighth). */
-  private processText(segSeq: number, payload: Uint8Array, fin: boolean, now: number): void {
+  private processText(segSeq: Seq, payload: Uint8Array, fin: boolean, now: number): void {
     const st = this.state;
     if (st !== 'ESTABLISHED' && st !== 'FIN-WAIT-1' && st !== 'FIN-WAIT-2') {
       // The peer's FIN was already received: anything here is a retransmission.
       if (st === 'TIME-WAIT' && fin) {
         // RFC 9293 section 3.10.7.4 eighth: re-ACK the FIN and restart the 2MSL timeout.
-        this.rtxBase = now;
+        this.restartTimeWait(now);
       }
-      this.ackState = ACK_NOW;
+      this.rcv.ackState = ACK_NOW;
       return;
     }
     let seq = segSeq;
     let data = payload;
-    if (seqLt(seq, this.rcvNxt)) {
+    if (seqLt(seq, this.rcv.nxt)) {
       // RFC 2883 section 4: report the duplicate part in the first SACK block of the ACK
       if (this.sackOk && data.length > 0) {
         const end = seqAdd(seq, data.length);
-        this.dsack = { left: seq, right: seqLt(end, this.rcvNxt) ? end : this.rcvNxt };
+        this.rcv.dsack = { left: seq, right: seqLt(end, this.rcv.nxt) ? end : this.rcv.nxt };
       }
-      const off = seqDiff(this.rcvNxt, seq);
+      const off = seqDiff(this.rcv.nxt, seq);
       data = off >= data.length ? EMPTY : data.subarray(off);
-      seq = this.rcvNxt;
+      seq = this.rcv.nxt;
     }
-    const room = seqDiff(this.rcvAdvRight, seq);
+    const room = seqDiff(this.rcv.advRight, seq);
     if (data.length > room) {
       data = room > 0 ? data.subarray(0, room) : EMPTY;
       fin = false;
     }
     if (data.length === 0 && !fin) {
-      this.ackState = ACK_NOW;
+      this.rcv.ackState = ACK_NOW;
       return;
     }
-    if (seq !== this.rcvNxt) {
+    if (seq !== this.rcv.nxt) {
       this.stats.oooSegments++;
       if (data.length > 0) {
-        if (this.asm === null) this.asm = new Reassembler(this.config.reassemblyMaxSegments, this.config.receiveBufferSize);
-        if (!this.asm.insert(seq, data)) this.stats.oooDropped++;
+        if (this.rcv.asm === null) this.rcv.asm = new Reassembler(this.config.reassemblyMaxSegments, this.config.receiveBufferSize);
+        if (!this.rcv.asm.insert(seq, data)) this.stats.oooDropped++;
       }
       if (fin) {
-        this.rcvFinPending = true;
-        this.rcvFinSeq = seqAdd(seq, data.length);
+        this.rcv.finPending = true;
+        this.rcv.finSeq = seqAdd(seq, data.length);
       }
       // RFC 5681 section 4.2: ACK out-of-order data at once.
-      this.ackState = ACK_NOW;
+      this.rcv.ackState = ACK_NOW;
       return;
     }
-    const asm = this.asm;
+    const asm = this.rcv.asm;
     const hadOoo = asm !== null && asm.count > 0;
     if (data.length > 0) {
-      if (data.length > this.rcvMss) this.rcvMss = Math.min(data.length, this.config.mss);
-      this.rcvNxt = seqAdd(this.rcvNxt, data.length);
-      this.unackedBytes += data.length;
+      if (data.length > this.rcv.mss) this.rcv.mss = Math.min(data.length, this.config.mss);
+      this.rcv.nxt = seqAdd(this.rcv.nxt, data.length);
+      this.rcv.unackedBytes += data.length;
       this.deliver(data);
       if (this.isClosed()) return;
     }
     if (hadOoo && asm !== null) {
       let chunk: Uint8Array | null;
-      while ((chunk = asm.pop(this.rcvNxt)) !== null) {
-        this.rcvNxt = seqAdd(this.rcvNxt, chunk.length);
+      while ((chunk = asm.pop(this.rcv.nxt)) !== null) {
+        this.rcv.nxt = seqAdd(this.rcv.nxt, chunk.length);
         this.deliver(chunk);
         if (this.isClosed()) return;
       }
-      if (asm.count === 0) this.asm = null;
+      if (asm.count === 0) this.rcv.asm = null;
     }
-    if (this.rcvFinPending && this.rcvNxt === this.rcvFinSeq) {
+    if (this.rcv.finPending && this.rcv.nxt === this.rcv.finSeq) {
       fin = true;
-      this.rcvFinPending = false;
+      this.rcv.finPending = false;
     }
     // RFC 5681 section 4.2 / RFC 1122 section 4.2.3.2: ACK at least every second full
     // segment, at once when a hole is filled, otherwise delay.
     // Segments that arrived in one batch (a relay frame, a device read) may share one
     // stretch ACK sent at the batch's end, as Linux's GRO makes them share one.
-    if (hadOoo || fin) this.ackState = ACK_NOW;
-    else if (this.unackedBytes > this.rcvMss) {
-      if (this.ackState !== ACK_NOW) {
-        this.ackState = this.bytesReceived >= this.config.batchAckAfterBuffers * this.config.receiveBufferSize ? ACK_BATCH : ACK_NOW;
+    if (hadOoo || fin) this.rcv.ackState = ACK_NOW;
+    else if (this.rcv.unackedBytes > this.rcv.mss) {
+      if (this.rcv.ackState !== ACK_NOW) {
+        this.rcv.ackState = this.bytesReceived >= this.config.batchAckAfterBuffers * this.config.receiveBufferSize ? ACK_BATCH : ACK_NOW;
       }
-    } else if (this.ackState === ACK_NONE) this.ackState = ACK_DELAYED;
+    } else if (this.rcv.ackState === ACK_NONE) this.rcv.ackState = ACK_DELAYED;
     if (fin) this.processFin(now);
   }
 
   private deliver(chunk: Uint8Array): void {
-    this.unconsumed += chunk.length;
+    this.rcv.unconsumed += chunk.length;
     this.bytesReceived += chunk.length;
     this.events.data(chunk);
   }
 
   private processFin(now: number): void {
-    this.rcvNxt = seqAdd(this.rcvNxt, 1);
-    this.ackState = ACK_NOW;
+    this.rcv.nxt = seqAdd(this.rcv.nxt, 1);
+    this.rcv.ackState = ACK_NOW;
     switch (this.state) {
       case 'ESTABLISHED':
         this.state = 'CLOSE-WAIT';
@@ -938,7 +962,7 @@ export class TcpConnection implements TcpConnectionApi {
   /** Send what the windows allow, then the ACK owed (piggybacked if data went out). */
   private afterInput(now: number): void {
     this.output(now, false);
-    const ackState = this.ackState;
+    const ackState = this.rcv.ackState;
     if (ackState === ACK_NOW) this.sendAck(now);
     else if (ackState === ACK_BATCH) {
       if (this.env.deferAck?.(this) !== true) this.sendAck(now);
@@ -961,11 +985,10 @@ export class TcpConnection implements TcpConnectionApi {
   private enterTimeWait(now: number): void {
     this.state = 'TIME-WAIT';
     this.kaAt = Infinity;
-    this.rtxBase = now;
-    this.rtxAt = now + this.config.timeWaitMs;
-    this.sb = null;
-    this.asm = null;
-    this.score = null;
+    this.timer = { kind: 'time-wait', at: now + this.config.timeWaitMs, base: now };
+    this.snd.buffer = null;
+    this.rcv.asm = null;
+    this.snd.score = null;
     if (!this.closedFired) {
       this.closedFired = true;
       this.events.closed(null);
@@ -986,44 +1009,44 @@ export class TcpConnection implements TcpConnectionApi {
    */
   private output(now: number, force: boolean): void {
     if (!this.canSendData()) return;
-    const sb = this.sb;
-    const dataEnd = seqAdd(this.sndUna, sb === null ? 0 : sb.length);
+    const sb = this.snd.buffer;
+    const dataEnd = seqAdd(this.snd.una, sb === null ? 0 : sb.length);
     const finAllowed = this.finQueued && this.state !== 'ESTABLISHED' && this.state !== 'CLOSE-WAIT';
-    const mss = this.payloadMss();
-    const sackRecovery = this.inRecovery && this.sackOk && this.score !== null;
+    const mss = this.snd.payloadMss(this.rcv.sendsSackBlocks);
+    const sackScore = this.snd.recovery !== null && this.sackOk ? this.snd.score : null;
     let blocked = false;
     for (;;) {
       let inFlight: number;
-      if (sackRecovery) {
-        inFlight = this.pipe();
-        if (inFlight >= this.cc.cwnd) break;
+      if (sackScore !== null) {
+        inFlight = this.snd.pipe(sackScore);
+        if (inFlight >= this.snd.sendWindow()) break;
         // RFC 6675 section 5 (NextSeg rule 1): repair holes below the highest SACK first.
-        const hole = this.nextHole();
+        const hole = this.snd.nextHole(sackScore);
         if (hole !== null) {
-          if (this.retransmit(hole, this.score!.nextSackedStart(hole), now, true) > 0) continue;
+          if (this.retransmit(hole, sackScore.nextSackedStart(hole), now, true) > 0) continue;
         }
       } else {
-        inFlight = seqDiff(this.sndNxt, this.sndUna);
+        inFlight = seqDiff(this.snd.nxt, this.snd.una);
       }
-      const sndNxt = this.sndNxt;
-      const resending = seqLt(sndNxt, this.sndMax);
-      if (resending && this.score !== null) {
-        const end = this.score.sackedEnd(sndNxt);
+      const sndNxt = this.snd.nxt;
+      const resending = seqLt(sndNxt, this.snd.max);
+      if (resending && this.snd.score !== null) {
+        const end = this.snd.score.sackedEnd(sndNxt);
         if (end !== -1) {
-          this.sndNxt = seqMin(end, this.sndMax);
+          this.snd.nxt = seqMin(end, this.snd.max);
           continue;
         }
       }
       const avail = seqDiff(dataEnd, sndNxt);
-      const wndRoom = seqDiff(seqAdd(this.sndUna, this.sndWnd), sndNxt);
-      const cwndRoom = this.cc.cwnd + (resending ? 0 : this.limitedTransmitAllowance()) - inFlight;
+      const wndRoom = seqDiff(seqAdd(this.snd.una, this.snd.wnd), sndNxt);
+      const cwndRoom = this.snd.sendWindow() + (resending ? 0 : this.snd.limitedTransmitAllowance()) - inFlight;
       let len = mss;
       if (avail < len) len = avail;
       if (wndRoom < len) len = wndRoom;
       if (cwndRoom < len) len = cwndRoom;
       if (len < 0) len = 0;
-      if (resending && this.score !== null) {
-        const next = this.score.nextSackedStart(sndNxt);
+      if (resending && this.snd.score !== null) {
+        const next = this.snd.score.nextSackedStart(sndNxt);
         if (next !== -1 && seqDiff(next, sndNxt) < len) len = seqDiff(next, sndNxt);
       }
       const fin = finAllowed && avail >= 0 && len === avail && (force || cwndRoom > 0 || resending || len > 0);
@@ -1034,11 +1057,11 @@ export class TcpConnection implements TcpConnectionApi {
       if (len < mss && !fin && !force && !resending) {
         if (len < avail) {
           // RFC 9293 section 3.8.6.2.1: sender SWS avoidance.
-          if (len < this.maxSndWnd >> 1) {
+          if (len < this.snd.maxWnd >> 1) {
             if (wndRoom < avail) blocked = true;
             break;
           }
-        } else if (!this.noDelay && seqGt(this.sndMax, this.sndUna)) {
+        } else if (!this.noDelay && seqGt(this.snd.max, this.snd.una)) {
           // RFC 9293 section 3.7.4: Nagle.
           break;
         }
@@ -1047,62 +1070,28 @@ export class TcpConnection implements TcpConnectionApi {
       this.sendData(sndNxt, len, fin, len > 0 && len === avail, now);
       if (fin) break;
     }
-    this.noteCwndUsage(sackRecovery ? this.pipe() : seqDiff(this.sndNxt, this.sndUna), mss);
+    this.snd.noteCwndUsage(sackScore !== null ? this.snd.pipe(sackScore) : seqDiff(this.snd.nxt, this.snd.una), mss);
     // RFC 9293 section 3.8.6.1: zero-window probing when data waits on the peer's window.
-    if (blocked && this.sndMax === this.sndUna) {
-      if (!this.persisting) {
-        this.persisting = true;
-        this.rtxBase = now;
-        if (this.rtxAt === Infinity) this.rtxAt = now + this.persistTimeout();
+    const timer = this.timer;
+    if (blocked && this.snd.max === this.snd.una) {
+      if (timer.kind !== 'persist') {
+        const at = timer.kind === 'idle' ? now + this.persistTimeout() : timer.at;
+        this.timer = { kind: 'persist', at, base: now };
       }
-    } else {
-      this.persisting = false;
+    } else if (timer.kind === 'persist') {
+      // No longer blocked: the wake-up stays, and finds nothing outstanding.
+      this.timer = { kind: 'retransmit', at: timer.at, base: timer.base };
     }
   }
 
-  /**
-   * RFC 3042 (limited transmit): on each of the first two duplicate ACKs outside recovery,
-   * one new segment beyond cwnd, so that a small flight still gets the third duplicate ACK
-   * that starts fast retransmit instead of waiting for a timeout.
-   */
-  private limitedTransmitAllowance(): number {
-    if (this.inRecovery || this.dupAcks === 0 || this.dupAcks >= this.config.dupAckThreshold) return 0;
-    return (this.dupAcks < 2 ? this.dupAcks : 2) * this.sndMss;
-  }
-
-  /** After sending: track the flight against cwnd for the current window of data. */
-  private noteCwndUsage(flight: number, mss: number): void {
-    const full = flight + mss > this.cc.cwnd;
-    if (!seqLt(this.sndUna, this.cwndUsageEnd) || full || flight > this.flightHigh) {
-      this.flightHigh = flight;
-      this.cwndFull = full;
-      this.cwndUsageEnd = this.sndNxt;
-    }
-  }
-
-  /** Linux tcp_is_cwnd_limited: in slow start, cwnd may reach twice the largest flight. */
-  private cwndLimited(): boolean {
-    if (this.cc.cwnd < this.cc.ssthresh) return this.cc.cwnd < 2 * this.flightHigh;
-    return this.cwndFull;
-  }
-
-  private payloadMss(): number {
-    // Leave room for SACK blocks when we hold out-of-order data (RFC 2018 section 3).
-    const mss = this.asm !== null && this.asm.count > 0 ? this.sndMss - 36 : this.sndMss;
-    // At most half the peer's largest window (Linux tcp_bound_to_half_wnd): one segment
-    // filling the whole window would leave the peer's delayed-ACK timer to release it.
-    const wnd = this.maxSndWnd;
-    const cap = wnd > DEFAULT_PEER_MSS ? wnd >>> 1 : wnd;
-    return cap > 0 && cap < mss ? Math.max(cap, MIN_SEGMENT_PAYLOAD) : mss;
-  }
-
-  private sendData(seq: number, len: number, fin: boolean, push: boolean, now: number): void {
-    const sb = this.sb;
-    const payload = len > 0 && sb !== null ? sb.read(seqDiff(seq, this.sndUna), len) : EMPTY;
-    const wasIdle = this.sndMax === this.sndUna;
-    const resend = seqLt(seq, this.sndMax);
+  private sendData(seq: Seq, len: number, fin: boolean, push: boolean, now: number): void {
+    const sb = this.snd.buffer;
+    const payload = len > 0 && sb !== null ? sb.read(seqDiff(seq, this.snd.una), len) : EMPTY;
+    const wasIdle = this.snd.max === this.snd.una;
+    const resend = seqLt(seq, this.snd.max);
     if (resend) {
       this.stats.retransmits++;
+      if (this.snd.undo !== null) this.snd.undo.retransmits++;
       this.rttTime = -1;
     } else {
       this.bytesSent += len;
@@ -1113,52 +1102,40 @@ export class TcpConnection implements TcpConnectionApi {
     }
     this.emit(seq, ACK | (fin ? FIN : 0) | (push ? PSH : 0), payload, len, now);
     if (fin) this.finOut = true;
+    if (this.snd.recovery !== null) this.snd.recovery.onSent(len + (fin ? 1 : 0));
     const end = seqAdd(seq, len + (fin ? 1 : 0));
-    this.sndNxt = end;
-    if (seqGt(end, this.sndMax)) this.sndMax = end;
+    this.snd.nxt = end;
+    if (seqGt(end, this.snd.max)) this.snd.max = end;
     this.startRtx(now, wasIdle);
+    if (!resend) this.armProbe(now);
   }
 
   /**
    * Retransmit from `seq` (at most one segment, stopping before `limit` unless -1).
    * Returns the sequence space sent.
    */
-  private retransmit(seq: number, limit: number, now: number, sackRepair: boolean): number {
-    const sb = this.sb;
-    const dataEnd = seqAdd(this.sndUna, sb === null ? 0 : sb.length);
-    let len = Math.min(this.payloadMss(), seqDiff(dataEnd, seq));
+  private retransmit(seq: Seq, limit: Seq | -1, now: number, sackRepair: boolean): number {
+    const sb = this.snd.buffer;
+    const dataEnd = seqAdd(this.snd.una, sb === null ? 0 : sb.length);
+    let len = Math.min(this.snd.payloadMss(this.rcv.sendsSackBlocks), seqDiff(dataEnd, seq));
     // Only what was sent before: new data goes through output() and its checks.
-    if (seqDiff(this.sndMax, seq) < len) len = seqDiff(this.sndMax, seq);
+    if (seqDiff(this.snd.max, seq) < len) len = seqDiff(this.snd.max, seq);
     if (limit !== -1 && seqDiff(limit, seq) < len) len = seqDiff(limit, seq);
     if (len < 0) len = 0;
     const fin = this.finSent() && seqAdd(seq, len) === dataEnd;
     if (len === 0 && !fin) return 0;
-    const payload = len > 0 && sb !== null ? sb.read(seqDiff(seq, this.sndUna), len) : EMPTY;
+    const payload = len > 0 && sb !== null ? sb.read(seqDiff(seq, this.snd.una), len) : EMPTY;
     this.stats.retransmits++;
+    if (this.snd.undo !== null) this.snd.undo.retransmits++;
     if (sackRepair) this.stats.sackRepaired++;
     this.rttTime = -1;
     this.emit(seq, ACK | (fin ? FIN : 0), payload, len, now);
+    if (this.snd.recovery !== null) this.snd.recovery.onSent(len + (fin ? 1 : 0));
     const end = seqAdd(seq, len + (fin ? 1 : 0));
-    if (seqGt(end, this.sndNxt)) this.sndNxt = end;
-    if (seqGt(end, this.highRxt)) this.highRxt = end;
+    if (seqGt(end, this.snd.nxt)) this.snd.nxt = end;
+    if (seqGt(end, this.snd.highRxt)) this.snd.highRxt = end;
     this.startRtx(now, false);
     return len + (fin ? 1 : 0);
-  }
-
-  /** RFC 6675 section 4 pipe, with every un-SACKed byte below the highest SACK counted lost. */
-  private pipe(): number {
-    const score = this.score!;
-    const high = score.highest(this.sndUna);
-    return seqDiff(this.sndMax, high) + score.unsackedIn(this.sndUna, seqMin(this.highRxt, high));
-  }
-
-  /** The first un-SACKed, not yet retransmitted sequence below the highest SACK, or null. */
-  private nextHole(): number | null {
-    const score = this.score!;
-    let start = seqMax(this.highRxt, this.sndUna);
-    const end = score.sackedEnd(start);
-    if (end !== -1) start = end;
-    return seqLt(start, score.highest(this.sndUna)) ? start : null;
   }
 
   private sendSyn(now: number): void {
@@ -1166,7 +1143,7 @@ export class TcpConnection implements TcpConnectionApi {
     const c = this.config;
     const options: TcpOptions = { mss: c.mss };
     if (synAck) {
-      if (this.wsOffered) options.windowScale = this.rcvWscale;
+      if (this.wsOffered) options.windowScale = this.rcv.wscale;
       if (this.sackOk) options.sackPermitted = true;
       if (this.tsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent };
     } else {
@@ -1176,15 +1153,15 @@ export class TcpConnection implements TcpConnectionApi {
     }
     const window = Math.min(c.receiveBufferSize, 0xffff);
     if (synAck) {
-      const right = seqAdd(this.rcvNxt, window);
-      if (seqGt(right, this.rcvAdvRight) || this.rcvAdvRight === 0) this.rcvAdvRight = right;
-      this.lastAckSent = this.rcvNxt;
+      const right = seqAdd(this.rcv.nxt, window);
+      if (seqGt(right, this.rcv.advRight) || this.rcv.advRight === 0) this.rcv.advRight = right;
+      this.rcv.lastAckSent = this.rcv.nxt;
     }
     const seg: TcpSegmentOut = {
       srcPort: this.tuple.localPort,
       dstPort: this.tuple.remotePort,
-      seq: this.iss,
-      ack: synAck ? this.rcvNxt : 0,
+      seq: this.snd.iss,
+      ack: synAck ? this.rcv.nxt : 0,
       flags: synAck ? SYN | ACK : SYN,
       window,
       urgent: 0,
@@ -1192,9 +1169,9 @@ export class TcpConnection implements TcpConnectionApi {
       payload: EMPTY,
       payloadLength: 0,
     };
-    const first = this.sndMax === this.iss;
-    this.sndNxt = seqAdd(this.iss, 1);
-    this.sndMax = this.sndNxt;
+    const first = this.snd.max === this.snd.iss;
+    this.snd.nxt = seqAdd(this.snd.iss, 1);
+    this.snd.max = this.snd.nxt;
     if (first) this.rttTime = now;
     this.stats.segmentsOut++;
     this.env.output(this.tuple, seg);
@@ -1206,39 +1183,39 @@ export class TcpConnection implements TcpConnectionApi {
    * a timeout rewinds our sndNxt, not the peer's view), so the peer never finds it old.
    */
   private sendAck(now: number): void {
-    this.emit(this.sndMax, ACK, EMPTY, 0, now);
+    this.emit(this.snd.max, ACK, EMPTY, 0, now);
   }
 
   /** A segment with the usual ACK, window and options. */
-  private emit(seq: number, flags: number, payload: Uint8Array | Uint8Array[], len: number, now: number): void {
+  private emit(seq: Seq, flags: number, payload: Uint8Array | Uint8Array[], len: number, now: number): void {
     let options = NO_OPTIONS;
-    const dsack = this.dsack;
-    if (this.sackOk && ((this.asm !== null && this.asm.count > 0) || dsack !== null)) {
+    const dsack = this.rcv.dsack;
+    if (this.sackOk && ((this.rcv.asm !== null && this.rcv.asm.count > 0) || dsack !== null)) {
       options = {};
       if (this.tsOk) options.timestamp = { value: this.tsNow(now), echo: this.tsRecent };
       // RFC 2018 section 3: at most 3 blocks alongside timestamps, else 4.
       const max = this.tsOk ? 3 : 4;
-      const blocks = this.asm !== null && this.asm.count > 0 ? this.asm.sackBlocks(dsack !== null ? max - 1 : max) : [];
+      const blocks = this.rcv.asm !== null && this.rcv.asm.count > 0 ? this.rcv.asm.sackBlocks(dsack !== null ? max - 1 : max) : [];
       // RFC 2883 section 4: a duplicate is reported once, in the first block
       if (dsack !== null) blocks.unshift(dsack);
-      this.dsack = null;
+      this.rcv.dsack = null;
       options.sack = blocks;
     } else if (this.tsOk) {
       SCRATCH_TS.value = this.tsNow(now);
       SCRATCH_TS.echo = this.tsRecent;
       options = SCRATCH_TS_OPTIONS;
     }
-    this.lastAckSent = this.rcvNxt;
-    this.unackedBytes = 0;
-    this.ackState = ACK_NONE;
+    this.rcv.lastAckSent = this.rcv.nxt;
+    this.rcv.unackedBytes = 0;
+    this.rcv.ackState = ACK_NONE;
     this.stats.segmentsOut++;
     const seg = SCRATCH_SEGMENT;
     seg.srcPort = this.tuple.localPort;
     seg.dstPort = this.tuple.remotePort;
     seg.seq = seq;
-    seg.ack = this.rcvNxt;
+    seg.ack = this.rcv.nxt;
     seg.flags = flags;
-    seg.window = this.windowField();
+    seg.window = this.rcv.windowField();
     seg.options = options;
     seg.payload = payload;
     seg.payloadLength = len;
@@ -1247,7 +1224,7 @@ export class TcpConnection implements TcpConnectionApi {
   }
 
   /** A bare control segment (RST) without options. */
-  private emitRaw(seq: number, ack: number, flags: number): void {
+  private emitRaw(seq: Seq, ack: number, flags: number): void {
     this.stats.segmentsOut++;
     this.env.output(this.tuple, {
       srcPort: this.tuple.localPort,
@@ -1261,31 +1238,6 @@ export class TcpConnection implements TcpConnectionApi {
       payload: EMPTY,
       payloadLength: 0,
     });
-  }
-
-  /** Receive buffer space, at most what the window field can express. */
-  private freeReceiveSpace(): number {
-    const free = this.config.receiveBufferSize - this.unconsumed - (this.asm === null ? 0 : this.asm.bytes);
-    const max = 0xffff << this.rcvWscale;
-    return free > max ? max : free > 0 ? free : 0;
-  }
-
-  /**
-   * The 16-bit window field, advancing the advertised right edge only by useful amounts
-   * (RFC 9293 section 3.8.6.2.2, receiver SWS avoidance) and never moving it left
-   * (RFC 7323 section 2.4).
-   */
-  private windowField(): number {
-    const shift = this.rcvWscale;
-    const cur = this.receiveWindow;
-    const free = this.freeReceiveSpace();
-    let wnd = cur;
-    if (free > cur && free - cur >= Math.min(this.config.receiveBufferSize >> 1, this.config.mss)) wnd = free;
-    let field = wnd >>> shift;
-    if (field > 0xffff) field = 0xffff;
-    const right = seqAdd(this.rcvNxt, field << shift);
-    if (seqGt(right, this.rcvAdvRight)) this.rcvAdvRight = right;
-    return field;
   }
 
   private challengeAck(now: number): void {
@@ -1307,12 +1259,12 @@ export class TcpConnection implements TcpConnectionApi {
     const c = this.config;
     if (c.windowScaling && opts.windowScale !== undefined) {
       // RFC 7323 section 2.3: shifts above 14 are treated as 14.
-      this.sndWscale = Math.min(14, Math.max(0, opts.windowScale | 0));
-      this.rcvWscale = windowScaleFor(c.receiveBufferSize);
+      this.snd.wscale = Math.min(14, Math.max(0, opts.windowScale | 0));
+      this.rcv.wscale = windowScaleFor(c.receiveBufferSize);
       this.wsOffered = true;
     } else {
-      this.sndWscale = 0;
-      this.rcvWscale = 0;
+      this.snd.wscale = 0;
+      this.rcv.wscale = 0;
     }
     this.sackOk = c.sack && opts.sackPermitted === true;
     const ts = opts.timestamp;
@@ -1324,9 +1276,9 @@ export class TcpConnection implements TcpConnectionApi {
     const peerMss = opts.mss !== undefined && opts.mss > 0 ? opts.mss : DEFAULT_PEER_MSS;
     // RFC 9293 section 3.7.1: effective send MSS, less the options on every segment.
     const mss = Math.max(64, Math.min(peerMss, c.mss) - (this.tsOk ? TS_OPTION_BYTES : 0));
-    this.sndMss = mss;
-    this.cc.setMss(mss);
-    this.rcvMss = Math.min(DEFAULT_PEER_MSS, c.mss);
+    this.snd.mss = mss;
+    this.snd.cc.setMss(mss);
+    this.rcv.mss = Math.min(DEFAULT_PEER_MSS, c.mss);
   }
 
   private tsNow(now: number): number {
@@ -1337,12 +1289,20 @@ export class TcpConnection implements TcpConnectionApi {
 
   /** RFC 6298 section 5.1: start the timer if it is not running. */
   private startRtx(now: number, wasIdle: boolean): void {
-    if (wasIdle || this.persisting) {
-      this.rtxBase = now;
-      this.persisting = false;
+    const t = this.timer;
+    if (t.kind === 'time-wait' || t.kind === 'fin-wait-2') return;
+    if ((t.kind === 'retransmit' || t.kind === 'probe') && !wasIdle) {
+      const due = t.base + this.rtt.current(this.backoff);
+      if (due < t.at) t.at = due;
+      return;
     }
-    const due = this.rtxBase + this.rtt.current(this.backoff);
-    if (due < this.rtxAt) this.rtxAt = due;
+    const due = now + this.rtt.current(this.backoff);
+    const at = timerAt(t);
+    this.timer = { kind: 'retransmit', at: due < at ? due : at, base: now };
+  }
+
+  private restartTimeWait(now: number): void {
+    if (this.timer.kind === 'time-wait') this.timer.base = now;
   }
 
   private persistTimeout(): number {
@@ -1350,93 +1310,209 @@ export class TcpConnection implements TcpConnectionApi {
   }
 
   private armFinWait2(): void {
-    const due = this.finWait2Since + this.config.finWait2TimeoutMs;
-    if (due < this.rtxAt) this.rtxAt = due;
+    const expires = this.finWait2Since + this.config.finWait2TimeoutMs;
+    const at = timerAt(this.timer);
+    this.timer = { kind: 'fin-wait-2', at: expires < at ? expires : at, expires };
   }
 
-  private onRtxTimer(now: number): void {
-    if (this.state === 'FIN-WAIT-2' && this.orphaned) {
-      const due = this.finWait2Since + this.config.finWait2TimeoutMs;
-      if (now < due) this.rtxAt = due;
-      else {
-        // As Linux does when tcp_fin_timeout expires: the peer learns by a RST.
-        this.emitRaw(this.sndMax, 0, RST);
-        this.terminate('ETIMEDOUT');
+  private onTimer(now: number): void {
+    const t = this.timer;
+    switch (t.kind) {
+      case 'idle':
+        return;
+      case 'fin-wait-2':
+        if (now < t.expires) t.at = t.expires;
+        else {
+          // As Linux does when tcp_fin_timeout expires: the peer learns by a RST.
+          this.emitRaw(this.snd.max, 0, RST);
+          this.terminate('ETIMEDOUT');
+        }
+        return;
+      case 'time-wait': {
+        const due = t.base + this.config.timeWaitMs;
+        if (now < due) t.at = due;
+        else this.terminate(null);
+        return;
       }
+      case 'probe':
+        if (this.snd.max === this.snd.una) this.timer = TIMER_IDLE;
+        else this.onProbeTimer(t, now);
+        return;
+      case 'retransmit':
+      case 'persist':
+        if (this.snd.max !== this.snd.una) this.onRetransmitTimer(t, now);
+        else if (t.kind === 'persist' && this.canSendData()) this.onPersistTimer(t, now);
+        else this.timer = TIMER_IDLE;
+        return;
+    }
+  }
+
+  private onRetransmitTimer(t: ArmedTimer & { base: number }, now: number): void {
+    const due = t.base + this.rtt.current(this.backoff);
+    if (now < due) {
+      t.at = due;
       return;
     }
-    if (this.state === 'TIME-WAIT') {
-      const due = this.rtxBase + this.config.timeWaitMs;
-      if (now < due) this.rtxAt = due;
-      else this.terminate(null);
+    const synState = this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED';
+    if (this.retries >= (synState ? this.config.synRetries : this.config.maxRetries)) {
+      this.terminate(this.softError ?? 'ETIMEDOUT');
       return;
     }
-    if (this.sndMax !== this.sndUna) {
-      const due = this.rtxBase + this.rtt.current(this.backoff);
-      if (now < due) {
-        this.rtxAt = due;
-        return;
-      }
-      const synState = this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED';
-      if (this.retries >= (synState ? this.config.synRetries : this.config.maxRetries)) {
-        this.terminate(this.softError ?? 'ETIMEDOUT');
-        return;
-      }
-      this.retries++;
-      if (this.backoff < MAX_BACKOFF) this.backoff++;
-      this.stats.timeouts++;
-      this.rttTime = -1;
-      this.rtxBase = now;
-      this.rtxAt = now + this.rtt.current(this.backoff);
-      if (synState) {
-        this.stats.retransmits++;
-        this.sendSyn(now);
-        return;
-      }
-      // RFC 6298 section 5.4 and RFC 5681 section 3.1: retransmit the earliest segment, go back to slow start.
-      this.cc.onTimeout(seqDiff(this.sndMax, this.sndUna), this.retries === 1);
-      this.lastTimeoutAt = now;
-      this.inRecovery = false;
-      this.recover = this.sndMax;
-      this.dupAcks = 0;
-      // RFC 2018 section 8: forget SACK information after a timeout (the receiver may renege).
-      if (this.score !== null) this.score.clear();
-      this.highRxt = this.sndUna;
-      this.sndNxt = this.sndUna;
-      this.retransmit(this.sndUna, -1, now, false);
+    this.retries++;
+    if (this.backoff < MAX_BACKOFF) this.backoff++;
+    this.stats.timeouts++;
+    this.rttTime = -1;
+    this.timer = { kind: 'retransmit', at: now + this.rtt.current(this.backoff), base: now };
+    if (synState) {
+      this.stats.retransmits++;
+      this.sendSyn(now);
       return;
     }
-    if (this.persisting && this.canSendData()) {
-      const due = this.rtxBase + this.persistTimeout();
-      if (now < due) {
-        this.rtxAt = due;
-        return;
-      }
-      if (this.retries >= this.config.maxRetries) {
-        this.terminate(this.softError ?? 'ETIMEDOUT');
-        return;
-      }
-      this.retries++;
-      if (this.backoff < MAX_BACKOFF) this.backoff++;
-      this.stats.zeroWindowProbes++;
-      this.rtxBase = now;
-      this.rtxAt = now + this.persistTimeout();
-      if (this.sndWnd > 0) {
-        this.persisting = false;
-        this.output(now, true);
-      } else {
-        // Probe with SND.UNA-1 (as Linux does): always outside the peer's window, so it
-        // is answered with an ACK carrying the current window.
-        this.emit(seqAdd(this.sndUna, -1), ACK, EMPTY, 0, now);
-      }
-      if (this.sndMax === this.sndUna && !this.persisting) {
-        this.persisting = true;
-        this.rtxBase = now;
-        this.rtxAt = now + this.persistTimeout();
-      }
+    // RFC 6298 section 5.4 and RFC 5681 section 3.1: retransmit the earliest segment, go back to slow start.
+    if (this.retries === 1) this.snd.startUndo();
+    this.snd.cc.onTimeout(seqDiff(this.snd.max, this.snd.una), this.retries === 1);
+    this.lastTimeoutAt = now;
+    this.snd.recovery = null;
+    this.snd.tlp = null;
+    this.snd.recover = this.snd.max;
+    this.snd.dupAcks = 0;
+    // RFC 2018 section 8: forget SACK information after a timeout (the receiver may renege).
+    if (this.snd.score !== null) this.snd.score.clear();
+    this.snd.highRxt = this.snd.una;
+    this.snd.nxt = this.snd.una;
+    this.retransmit(this.snd.una, -1, now, false);
+  }
+
+  /**
+   * RFC 8985 section 7.2: arm the tail loss probe after new data is sent or acknowledged,
+   * with SACK, outside recovery, with no probe in flight.
+   */
+  private armProbe(now: number): void {
+    const snd = this.snd;
+    const t = this.timer;
+    if (!this.config.tailLossProbes || !this.sackOk || snd.recovery !== null || snd.tlp !== null) return;
+    if (snd.max === snd.una || snd.nxt !== snd.max || seqLt(snd.una, snd.recover)) return;
+    if (t.kind !== 'retransmit' && t.kind !== 'probe') return;
+    const due = now + this.probeTimeout();
+    if (t.kind === 'probe') {
+      // Lazy: a later due leaves `at` alone; an earlier one (a shorter PTO) moves it.
+      t.probeBase = now;
+      if (due < t.at) t.at = due;
       return;
     }
-    this.rtxAt = Infinity;
+    this.timer = { kind: 'probe', at: due < t.at ? due : t.at, base: t.base, probeBase: now };
+  }
+
+  /** RFC 8985 section 7.2: PTO = 2 SRTT, plus the worst-case delayed ACK for a lone segment. */
+  private probeTimeout(): number {
+    const srtt = this.rtt.srtt;
+    if (srtt < 0) return 1000;
+    // RFC 8985 section 7.2: WCDelAckT = 200 ms; otherwise Linux's 2 ms of slack.
+    return 2 * srtt + (seqDiff(this.snd.max, this.snd.una) <= this.snd.mss ? 200 : 2);
+  }
+
+  private onProbeTimer(t: ArmedTimer & { kind: 'probe' }, now: number): void {
+    const rtoDue = t.base + this.rtt.current(this.backoff);
+    const probeDue = t.probeBase + this.probeTimeout();
+    if (rtoDue <= probeDue || this.snd.recovery !== null || this.snd.tlp !== null) {
+      // The RTO comes first (or the probe no longer applies): an ordinary retransmit timer.
+      const rtx = { kind: 'retransmit' as const, at: t.at, base: t.base };
+      this.timer = rtx;
+      this.onRetransmitTimer(rtx, now);
+      return;
+    }
+    if (now < probeDue) {
+      t.at = probeDue;
+      return;
+    }
+    this.sendProbe(now);
+  }
+
+  /**
+   * RFC 8985 section 7.3: one new segment if the receive window allows, else the last
+   * segment again. The RTO then restarts from the probe.
+   */
+  private sendProbe(now: number): void {
+    const snd = this.snd;
+    const sb = snd.buffer;
+    const dataEnd = seqAdd(snd.una, sb === null ? 0 : sb.length);
+    const flight = seqDiff(snd.max, snd.una);
+    const mss = snd.payloadMss(this.rcv.sendsSackBlocks);
+    const avail = seqDiff(dataEnd, snd.max);
+    const wndRoom = seqDiff(seqAdd(snd.una, snd.wnd), snd.max);
+    this.stats.tailLossProbes++;
+    this.timer = { kind: 'retransmit', at: now + this.rtt.current(this.backoff), base: now };
+    const start = snd.max;
+    if (avail > 0 && wndRoom > 0 && !this.finOut) {
+      const len = Math.min(mss, avail, wndRoom);
+      const finAllowed = this.finQueued && this.state !== 'ESTABLISHED' && this.state !== 'CLOSE-WAIT';
+      snd.tlp = { start, end: seqAdd(start, len), retransmitted: false, flight };
+      this.sendData(start, len, finAllowed && len === avail, len === avail, now);
+      return;
+    }
+    // The last segment (and the FIN if it went out): its loss is what the probe repairs.
+    const dataLen = seqDiff(dataEnd, snd.una);
+    const len = Math.min(mss, dataLen);
+    const from = seqAdd(dataEnd, -len);
+    snd.tlp = { start: from, end: snd.max, retransmitted: true, flight };
+    this.retransmit(from, -1, now, false);
+  }
+
+  /**
+   * An ACK that accounts for the tail loss probe (RFC 8985 sections 7.4 and 6.2). A SACK
+   * of the probe with holes below it: everything there was sent at least a PTO before
+   * the probe, which RACK's rule (sent more than an RTT plus the reordering window before
+   * a delivered segment) declares lost, so recovery repairs it now.
+   */
+  private checkProbe(dsack: boolean, now: number): void {
+    const snd = this.snd;
+    const tlp = snd.tlp;
+    if (tlp === null) return;
+    if (tlp.retransmitted && dsack) {
+      // RFC 8985 section 7.4.2: the D-SACK says the original arrived; nothing was lost.
+      snd.tlp = null;
+      return;
+    }
+    // A retransmitted probe waits for an ACK beyond it, so that the D-SACK of a spurious
+    // probe can come first (RFC 8985 section 7.4.2); then it repaired a loss and calls
+    // for the congestion response of one.
+    if (tlp.retransmitted ? seqGt(snd.una, tlp.end) : seqGe(snd.una, tlp.end)) {
+      snd.tlp = null;
+      if (tlp.retransmitted && snd.recovery === null) snd.cc.onLoss(tlp.flight);
+      return;
+    }
+    const score = snd.score;
+    if (score === null || score.sackedEnd(tlp.start) === -1) return;
+    snd.tlp = null;
+    if (snd.recovery === null && seqGe(snd.una, snd.recover) && seqLt(snd.una, tlp.start)) this.enterRecovery(now);
+  }
+
+  private onPersistTimer(t: ArmedTimer & { kind: 'persist' }, now: number): void {
+    const due = t.base + this.persistTimeout();
+    if (now < due) {
+      t.at = due;
+      return;
+    }
+    if (this.retries >= this.config.maxRetries) {
+      this.terminate(this.softError ?? 'ETIMEDOUT');
+      return;
+    }
+    this.retries++;
+    if (this.backoff < MAX_BACKOFF) this.backoff++;
+    this.stats.zeroWindowProbes++;
+    t.base = now;
+    t.at = now + this.persistTimeout();
+    if (this.snd.wnd > 0) {
+      this.timer = { kind: 'retransmit', at: t.at, base: now };
+      this.output(now, true);
+    } else {
+      // Probe with SND.UNA-1 (as Linux does): always outside the peer's window, so it
+      // is answered with an ACK carrying the current window.
+      this.emit(seqAdd(this.snd.una, -1), ACK, EMPTY, 0, now);
+    }
+    if (this.snd.max === this.snd.una && this.timer.kind !== 'persist') {
+      this.timer = { kind: 'persist', at: now + this.persistTimeout(), base: now };
+    }
   }
 
   private onKeepAliveTimer(now: number): void {
@@ -1457,7 +1533,7 @@ export class TcpConnection implements TcpConnectionApi {
       this.terminate('ETIMEDOUT');
       return;
     }
-    if (this.sndMax !== this.sndUna) {
+    if (this.snd.max !== this.snd.una) {
       // Retransmissions already probe the peer.
       this.kaAt = now + interval;
       return;
@@ -1465,7 +1541,7 @@ export class TcpConnection implements TcpConnectionApi {
     // RFC 1122 section 4.2.3.6: a probe with SEG.SEQ = SND.NXT-1 and no data.
     this.kaProbes++;
     this.stats.keepAliveProbes++;
-    this.emit(seqAdd(this.sndNxt, -1), ACK, EMPTY, 0, now);
+    this.emit(seqAdd(this.snd.nxt, -1), ACK, EMPTY, 0, now);
     this.kaAt = this.lastRecvAt + this.kaIdle + this.kaProbes * interval;
   }
 
@@ -1474,12 +1550,12 @@ export class TcpConnection implements TcpConnectionApi {
   private terminate(error: TcpErrorCode | null): void {
     if (this.isClosed()) return;
     this.state = 'CLOSED';
-    this.rtxAt = Infinity;
+    this.timer = TIMER_IDLE;
     this.ackAt = Infinity;
     this.kaAt = Infinity;
-    this.sb = null;
-    this.asm = null;
-    this.score = null;
+    this.snd.buffer = null;
+    this.rcv.asm = null;
+    this.snd.score = null;
     const owner = this.owner;
     this.owner = null;
     this.env.removed(this);

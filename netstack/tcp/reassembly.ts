@@ -2,10 +2,10 @@
 // arrived in, sorted and non-overlapping, bounded in pieces and bytes. Allocated lazily.
 
 import type { SackBlock } from '../wire/tcp.js';
-import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt } from './seq.js';
+import { asSeq, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, type Seq } from './seq.js';
 
 interface Piece {
-  seq: number;
+  seq: Seq;
   data: Uint8Array;
 }
 
@@ -14,7 +14,7 @@ export class Reassembler {
   /** Bytes held. */
   bytes = 0;
   /** Left edges of the most recently received segments, newest first (RFC 2018 section 4). */
-  private recent: number[] = [];
+  private recent: Seq[] = [];
 
   constructor(
     private readonly maxPieces: number,
@@ -29,7 +29,7 @@ export class Reassembler {
    * Store [seq, seq+len) minus what is already held. Returns false when the data had to
    * be dropped because a bound was reached.
    */
-  insert(seq: number, data: Uint8Array): boolean {
+  insert(seq: Seq, data: Uint8Array): boolean {
     const p = this.pieces;
     const end = seqAdd(seq, data.length);
     let i = 0;
@@ -67,7 +67,7 @@ export class Reassembler {
    * The next piece if it starts at or before `rcvNxt` (trimmed to start there), removed
    * from the assembler; null if there is a hole at `rcvNxt`.
    */
-  pop(rcvNxt: number): Uint8Array | null {
+  pop(rcvNxt: Seq): Uint8Array | null {
     const p = this.pieces;
     while (p.length > 0) {
       const first = p[0]!;
@@ -103,7 +103,7 @@ export class Reassembler {
     for (const seq of this.recent) {
       if (out.length >= max) break;
       for (const b of all) {
-        if (seqGe(seq, b.left) && seqLt(seq, b.right)) {
+        if (seqGe(seq, asSeq(b.left)) && seqLt(seq, asSeq(b.right))) {
           if (!out.includes(b)) out.push(b);
           break;
         }
@@ -116,7 +116,7 @@ export class Reassembler {
   }
 
   /** Drop pieces wholly below `rcvNxt` (after in-order data overtook them). */
-  dropBelow(rcvNxt: number): void {
+  dropBelow(rcvNxt: Seq): void {
     const p = this.pieces;
     while (p.length > 0 && seqLe(seqAdd(p[0]!.seq, p[0]!.data.length), rcvNxt)) {
       this.bytes -= p[0]!.data.length;

@@ -3,11 +3,11 @@
 // the connection on the first SACK block.
 
 import type { SackBlock } from '../wire/tcp.js';
-import { seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from './seq.js';
+import { asSeq, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin, type Seq } from './seq.js';
 
 export class SackScoreboard {
   /** Flat [left0, right0, left1, right1, ...], sorted, disjoint, non-adjacent. */
-  private r: number[] = [];
+  private r: Seq[] = [];
   /** Bytes covered by the ranges. */
   sackedBytes = 0;
 
@@ -18,7 +18,7 @@ export class SackScoreboard {
   }
 
   /** Right edge of the highest SACKed range, or `sndUna` when none. */
-  highest(sndUna: number): number {
+  highest(sndUna: Seq): Seq {
     const n = this.r.length;
     return n === 0 ? sndUna : this.r[n - 1]!;
   }
@@ -28,11 +28,11 @@ export class SackScoreboard {
    * ignored (RFC 2018 section 4: D-SACK and stale blocks carry no new information).
    * Returns the number of newly SACKed bytes.
    */
-  update(blocks: readonly SackBlock[], sndUna: number, sndMax: number): number {
+  update(blocks: readonly SackBlock[], sndUna: Seq, sndMax: Seq): number {
     let added = 0;
     for (const b of blocks) {
-      let left = b.left >>> 0;
-      let right = b.right >>> 0;
+      let left = asSeq(b.left);
+      let right = asSeq(b.right);
       if (!seqLt(left, right)) continue;
       left = seqMax(left, sndUna);
       right = seqMin(right, sndMax);
@@ -42,7 +42,7 @@ export class SackScoreboard {
     return added;
   }
 
-  private insert(left: number, right: number): number {
+  private insert(left: Seq, right: Seq): number {
     const r = this.r;
     // First range whose right edge reaches `left` (they may merge).
     let i = 0;
@@ -73,7 +73,7 @@ export class SackScoreboard {
   }
 
   /** Forget everything below the new SND.UNA. */
-  ackTo(sndUna: number): void {
+  ackTo(sndUna: Seq): void {
     const r = this.r;
     let k = 0;
     while (k < r.length && seqLe(r[k + 1]!, sndUna)) {
@@ -93,7 +93,7 @@ export class SackScoreboard {
   }
 
   /** If `seq` lies in a SACKed range, that range's right edge; otherwise -1. */
-  sackedEnd(seq: number): number {
+  sackedEnd(seq: Seq): Seq | -1 {
     const r = this.r;
     for (let i = 0; i < r.length; i += 2) {
       if (seqLt(seq, r[i]!)) return -1;
@@ -103,14 +103,14 @@ export class SackScoreboard {
   }
 
   /** Left edge of the first SACKed range above `seq`, or -1. */
-  nextSackedStart(seq: number): number {
+  nextSackedStart(seq: Seq): Seq | -1 {
     const r = this.r;
     for (let i = 0; i < r.length; i += 2) if (seqGt(r[i]!, seq)) return r[i]!;
     return -1;
   }
 
   /** Un-SACKed bytes in [from, to). */
-  unsackedIn(from: number, to: number): number {
+  unsackedIn(from: Seq, to: Seq): number {
     if (!seqLt(from, to)) return 0;
     let bytes = seqDiff(to, from);
     const r = this.r;

@@ -2,19 +2,21 @@ import assert from 'node:assert/strict';
 import { NewReno } from '../../../netstack/tcp/congestion.js';
 import { IsnGenerator } from '../../../netstack/tcp/isn.js';
 import { Reassembler } from '../../../netstack/tcp/reassembly.js';
+import { PrrRecovery, RenoRecovery } from '../../../netstack/tcp/recovery.js';
 import { SackScoreboard } from '../../../netstack/tcp/sack.js';
 import { SendBuffer } from '../../../netstack/tcp/send-buffer.js';
-import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from '../../../netstack/tcp/seq.js';
+import { asSeq as q, seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax } from '../../../netstack/tcp/seq.js';
 
 describe('tcp parts', () => {
   it('sequence comparison wraps at 2^32', () => {
-    assert.ok(seqLt(0xfffffff0, 5));
-    assert.ok(seqGt(5, 0xfffffff0));
-    assert.ok(seqLe(7, 7) && seqGe(7, 7));
-    assert.equal(seqAdd(0xffffffff, 2), 1);
-    assert.equal(seqDiff(1, 0xffffffff), 2);
-    assert.equal(seqMax(0xfffffff0, 3), 3);
-    assert.ok(!seqLt(3, 0xfffffff0));
+    assert.ok(seqLt(q(0xfffffff0), q(5)));
+    assert.ok(seqGt(q(5), q(0xfffffff0)));
+    assert.ok(seqLe(q(7), q(7)) && seqGe(q(7), q(7)));
+    assert.equal(seqAdd(q(0xffffffff), 2), 1);
+    assert.equal(seqDiff(q(1), q(0xffffffff)), 2);
+    assert.equal(seqMax(q(0xfffffff0), q(3)), 3);
+    assert.ok(!seqLt(q(3), q(0xfffffff0)));
+    assert.equal(q(-1), 0xffffffff, 'asSeq reduces modulo 2^32');
   });
 
   it('ISNs depend on the tuple and advance with a 4 µs clock (RFC 6528)', () => {
@@ -28,7 +30,7 @@ describe('tcp parts', () => {
 
   it('SACK scoreboard merges, clips and forgets below SND.UNA', () => {
     const sb = new SackScoreboard(8);
-    const una = 0xfffffc00;
+    const una = q(0xfffffc00);
     const max = seqAdd(una, 10_000);
     assert.equal(sb.update([{ left: seqAdd(una, 1000), right: seqAdd(una, 2000) }], una, max), 1000);
     assert.equal(sb.update([{ left: seqAdd(una, 1500), right: seqAdd(una, 3000) }], una, max), 1000);
@@ -49,13 +51,13 @@ describe('tcp parts', () => {
 
   it('SACK scoreboard is bounded', () => {
     const sb = new SackScoreboard(2);
-    for (let i = 0; i < 5; i++) sb.update([{ left: i * 100 + 10, right: i * 100 + 20 }], 0, 10_000);
+    for (let i = 0; i < 5; i++) sb.update([{ left: i * 100 + 10, right: i * 100 + 20 }], q(0), q(10_000));
     assert.equal(sb.ranges().length, 2);
   });
 
   it('reassembler trims overlaps, pops in order and stays bounded', () => {
     const r = new Reassembler(3, 1000);
-    const base = 0xfffffff0;
+    const base = q(0xfffffff0);
     const bytes = (from: number, n: number) => new Uint8Array(n).map((_, i) => (from + i) & 0xff);
     assert.ok(r.insert(seqAdd(base, 10), bytes(10, 10)));
     assert.ok(r.insert(seqAdd(base, 5), bytes(5, 20)));
@@ -100,11 +102,28 @@ describe('tcp parts', () => {
     assert.equal(cc.cwnd, 10_000);
     cc.onAck(1000);
     assert.equal(cc.cwnd, 11_000);
-    cc.onFastRetransmit(10_000, true);
+    cc.onLoss(10_000);
     assert.equal(cc.ssthresh, 5000);
-    assert.equal(cc.cwnd, 8000);
-    cc.onDupAck();
-    assert.equal(cc.cwnd, 9000);
+    assert.equal(cc.cwnd, 5000);
+    // Without SACK, the recovery inflates the window it sends with (RFC 5681 section 3.2).
+    const recovery = new RenoRecovery();
+    recovery.enter(cc.cwnd, 1000);
+    assert.equal(recovery.window(), 8000);
+    recovery.onDupAck();
+    assert.equal(recovery.window(), 9000);
+    recovery.onPartialAck(3000);
+    assert.equal(recovery.window(), 7000, 'RFC 6582: deflate by the amount acked, add back one SMSS');
+    // With SACK, PRR (RFC 6937): ssthresh/RecoverFS of what is delivered while pipe > ssthresh.
+    const prr = new PrrRecovery();
+    prr.enter(cc.cwnd, 1000, 10_000);
+    prr.onSent(1000);
+    prr.onAck(1000, 8000, 5000);
+    assert.equal(prr.window(), 8000, 'ceil(1000 * 5000 / 10000) - 1000 < 0: nothing more');
+    prr.onAck(3000, 6000, 5000);
+    assert.equal(prr.window(), 6000 + 1000, 'ceil(4000 * 5000 / 10000) - 1000 = 1000');
+    prr.onSent(1000);
+    prr.onAck(1000, 3000, 5000);
+    assert.equal(prr.window(), 3000 + 2000, 'below ssthresh: min(ssthresh - pipe, max(5000 - 2000, 1000) + MSS)');
     cc.onRecoveryEnd(3000);
     assert.equal(cc.cwnd, 4000);
     for (let i = 0; i < 4; i++) cc.onAck(1000);

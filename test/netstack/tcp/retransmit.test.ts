@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { ACK, FIN, PSH, TcpHarness } from '../../support/tcp-harness.js';
 
-const PLAIN = { timestamps: false, sack: false, windowScaling: false, mss: 1000 };
+// NewReno's numbers (ssthresh = FlightSize / 2): CUBIC, the default, has its own tests.
+const PLAIN = { timestamps: false, sack: false, windowScaling: false, mss: 1000, congestionControl: 'newreno' as const };
 
 function setup(overrides = {}): { h: TcpHarness; iss: number; irs: number } {
   const h = new TcpHarness({ ...PLAIN, ...overrides });
