@@ -23,7 +23,7 @@ import type {
 } from './tcp/types.js';
 import { isWireError } from './wire/error.js';
 import { IPV4_FLAG_DF, IPV4_HEADER_LENGTH, PROTO_TCP, emitIpv4Header, type Ipv4HeaderFields, type Ipv4Packet } from './wire/ipv4.js';
-import { SYN, emitTcp, emitTcpHeader, parseTcp, tcpBufferLength, tcpHeaderLength, type TcpSegmentOut } from './wire/tcp.js';
+import { ACK, SYN, emitTcp, emitTcpHeader, parseTcp, tcpBufferLength, tcpHeaderLength, type TcpSegmentOut } from './wire/tcp.js';
 
 /** What TCP needs from the stack around it. */
 export interface TcpStackEnv {
@@ -255,7 +255,9 @@ export class TcpEndpoints implements TcpHost, TcpEnv {
     }
     const listener = this.listeners.get(seg.dstPort);
     if (listener !== undefined) {
-      if ((seg.flags & SYN) !== 0 && this.count >= this.stack.limits.maxTcpConnections) {
+      // a SYN, or an ACK that completes a half-open entry or returns a SYN cookie, would
+      // make a connection: none beyond the table's limit
+      if ((seg.flags & (SYN | ACK)) !== 0 && this.count >= this.stack.limits.maxTcpConnections) {
         this.stack.drop('tcp-table-full');
         return;
       }

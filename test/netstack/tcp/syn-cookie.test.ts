@@ -1,4 +1,9 @@
 import assert from 'node:assert/strict';
+import { createLinkPair } from '../../../netstack/link/memory.js';
+import { silentLogger } from '../../../netstack/log.js';
+import { Stack } from '../../../netstack/stack.js';
+import type { TcpConnectionEvents } from '../../../netstack/tcp/types.js';
+import { VirtualClock } from '../../../netstack/time.js';
 import { ACK, REMOTE_ADDR, RST, SYN, TcpHarness } from '../../support/tcp-harness.js';
 
 const BACKLOG = 8;
@@ -76,5 +81,26 @@ describe('tcp SYN cookies (RFC 4987 section 3.6)', () => {
     for (let i = 0; i < 2 * BACKLOG; i++) listener.input(h.seg({ flags: SYN, seq: i, window: 65535 }), REMOTE_ADDR, 30_000 + i, h.now);
     assert.equal(listener.counters.droppedQueueFull, BACKLOG);
     assert.equal(listener.counters.synCookiesSent, 0);
+  });
+});
+
+describe('tcp SYN cookies and the connection table', () => {
+  it('connections made from cookies count against maxTcpConnections like any other', () => {
+    const clock = new VirtualClock(0);
+    const [la, lb] = createLinkPair({ clock });
+    const server = new Stack({ address: '10.77.0.2', clock, logger: silentLogger, limits: { maxTcpConnections: 4 }, seed: 1 });
+    const client = new Stack({ address: '10.77.0.3', clock, logger: silentLogger, seed: 2 });
+    server.attach(la);
+    client.attach(lb);
+    const noop = (): TcpConnectionEvents => ({ established() {}, data() {}, fin() {}, sendSpace() {}, closed() {} });
+    const listener = server.tcp.listen(80, { backlog: 2 }, (c) => (c.events = noop()));
+    assert.notEqual(typeof listener, 'string');
+    // 12 SYNs at once: 2 take the half-open queue, 10 get cookies; every ACK comes back
+    for (let i = 0; i < 12; i++) assert.notEqual(typeof client.tcp.connect(server.localAddress, 80, noop()), 'string');
+    clock.advanceBy(50);
+    assert.ok(server.tableSizes().tcpConnections <= 4, `server holds ${server.tableSizes().tcpConnections} connections`);
+    assert.ok((server.counters['tcp-table-full'] ?? 0) > 0, 'the ACKs beyond the table were dropped and counted');
+    server.close();
+    client.close();
   });
 });
