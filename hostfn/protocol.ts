@@ -13,8 +13,6 @@ export {
   RECONNECT_MIN_MS,
   SUBPROTOCOL,
   decodeControl,
-  decodeProgramRun,
-  encodeProgramRun,
   encodeControl,
   isProtocolError,
   maxFrameBytes,

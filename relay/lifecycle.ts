@@ -257,6 +257,7 @@ export class LifecycleController {
       idleMs: spec.idleMs,
       mtu: this.env.mtu,
     };
+    if (spec.program !== undefined) launch.program = { ...spec.program, argv: [...spec.program.argv] };
     const pin = this.env.relayCertSha256?.();
     if (pin !== undefined) launch.relayCertSha256 = pin;
     let started: Promise<HostInstance>;

@@ -5,14 +5,16 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument, type Document, type YAMLError } from 'yaml';
 import { formatAddress, isHostAddress, parseAddress, parseNetwork } from './address.js';
-import { DEFAULT_NETWORK, encodeProgramRun, type ProgramSpec } from './protocol.js';
+import { DEFAULT_NETWORK, type ProgramSpec } from './protocol.js';
 
 export type ProviderName = 'local' | 'lambda';
 
 export interface HostSpec {
   name: string;
-  /** absolute path of the app module, or a `command:` program (encodeProgramRun) */
+  /** absolute path of the app module; '' for a `command:` host */
   run: string;
+  /** a `command:` host's program (absent for a `run:` module) */
+  program?: ProgramSpec;
   address: string;
   provider: ProviderName;
   /** null: never released (pinned) */
@@ -316,7 +318,8 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
   let next = net.gateway + 1;
   const hosts: HostSpec[] = raws.map((raw) => {
     const b = raw.body;
-    const run = b.command !== undefined ? encodeProgramRun(parseProgram(b, raw.field, baseDir)) : parseRun(b, raw.field, baseDir);
+    const program = b.command !== undefined ? parseProgram(b, raw.field, baseDir) : undefined;
+    const run = program !== undefined ? '' : parseRun(b, raw.field, baseDir);
     let address: number;
     if (typeof b.address === 'string') address = parseAddress(b.address)!;
     else {
@@ -341,7 +344,9 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
         else fail(`${raw.field}.env.${k}`, val, 'expected a string');
       }
     }
-    return { name: raw.name, run, address: formatAddress(address), provider: provider as ProviderName, idleMs, env, startTimeoutMs };
+    const spec: HostSpec = { name: raw.name, run, address: formatAddress(address), provider: provider as ProviderName, idleMs, env, startTimeoutMs };
+    if (program !== undefined) spec.program = program;
+    return spec;
   });
 
   return {
@@ -372,7 +377,7 @@ export function parseManifest(text: string, baseDir: string, path = ''): Manifes
  */
 export function checkRunFiles(manifest: Manifest): ManifestError | null {
   for (const h of manifest.hosts) {
-    if (h.provider !== 'local') continue;
+    if (h.provider !== 'local' || h.program !== undefined) continue;
     let problem: string | null = null;
     try {
       if (!statSync(h.run).isFile()) problem = 'not a file';
