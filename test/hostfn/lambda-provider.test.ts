@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { CreateFunctionCommand, InvokeCommand, PutFunctionConcurrencyCommand } from '@aws-sdk/client-lambda';
 import { LOCAL_CODE_BUCKET } from '../../lambda-local/index.js';
 import { LambdaProvider, type LambdaFunctionRef } from '../../hostfn/lambda-provider.js';
-import { parseLaunch, isProtocolError } from '../../relay/protocol.js';
+import { parseLaunch, isProtocolError, type Launch } from '../../relay/protocol.js';
 import { joinTestHost, startE2eApp, waitFor, type E2eApp, type TestHost } from '../support/e2e-harness.js';
 import { TEST_ROLE, payloadJson, startLambdaFixture, waitActive, type LambdaFixture } from '../support/lambda-local-fixture.js';
 
@@ -54,6 +54,7 @@ describe('LambdaProvider: provider: lambda hosts through the SDK against lambda-
   let app: E2eApp;
   let provider: LambdaProvider;
   let me: TestHost;
+  const launches: Launch[] = [];
 
   before(async () => {
     f = await startLambdaFixture();
@@ -100,7 +101,10 @@ hosts:
       providers: {
         lambda: {
           name: 'lambda',
-          start: (launch) => lambda!.start(launch),
+          start: (launch) => {
+            launches.push(launch);
+            return lambda!.start(launch);
+          },
         },
       },
     });
@@ -154,6 +158,26 @@ hosts:
     assert.equal(await echoOnce(me, 'web', 'again'), 'again');
     assert.equal(f.local.stats().coldStarts, 1);
     assert.equal(f.local.stats().warmStarts, 1);
+  });
+
+  it('a superseded launch delivered again (a retry) is refused by its nonce and ends: never two live instances', async () => {
+    const webLaunches = launches.filter((l) => l.host === 'web');
+    assert.equal(webLaunches.length, 2);
+    assert.notEqual(webLaunches[0]!.token, webLaunches[1]!.token);
+    const session = () => app.relay.hosts().find((h) => h.name === 'web')!;
+    const startsBefore = session().starts;
+    // The first launch was retired when that instance was released; invoke it again, as a
+    // retry of its invocation would.
+    const t0 = Date.now();
+    const out = await f.client.send(new InvokeCommand({ FunctionName: 'imach-web', Payload: Buffer.from(JSON.stringify(webLaunches[0])) }));
+    const body = payloadJson(out.Payload) as { host: string | null; code: number; reason: string };
+    assert.equal(body.host, 'web');
+    assert.notEqual(body.code, 0, JSON.stringify(body));
+    assert.match(body.reason, /refused|403|retired|superseded/i, JSON.stringify(body));
+    assert.ok(Date.now() - t0 < 10_000, `ended after ${Date.now() - t0} ms`);
+    // the current instance is the only one: still running on its own session, not restarted
+    assert.equal(session().starts, startsBefore);
+    assert.equal(await echoOnce(me, 'web', 'still one'), 'still one');
   });
 
   it('a missing function: the host is failed with a clear reason, senders get EHOSTUNREACH', async () => {
