@@ -2,6 +2,7 @@
 // lambda-local, the project's handler (hostfn/lambda.ts) running them.
 
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { CreateFunctionCommand, InvokeCommand, PutFunctionConcurrencyCommand } from '@aws-sdk/client-lambda';
 import { LOCAL_CODE_BUCKET } from '../../lambda-local/index.js';
@@ -18,6 +19,19 @@ const ECHO = `export default ({ net, dgram, log }) => {
   u.on('message', (m, r) => u.send(m, r.port, r.address));
   u.bind(7);
   log.info('echo up');
+};
+`;
+
+// Hashes everything it receives on port 9000 and answers with the hex SHA-256 at the end.
+const SINK = `import { createHash } from 'node:crypto';
+export default ({ net }) => {
+  net.createServer((s) => {
+    const h = createHash('sha256');
+    let n = 0;
+    s.on('data', (d) => { h.update(d); n += d.length; });
+    s.on('end', () => s.end(h.digest('hex') + ' ' + n + '\\n'));
+    s.on('error', () => {});
+  }).listen(9000);
 };
 `;
 
@@ -55,10 +69,11 @@ describe('LambdaProvider: provider: lambda hosts through the SDK against lambda-
   let provider: LambdaProvider;
   let me: TestHost;
   const launches: Launch[] = [];
+  let keepHosts = false;
 
   before(async () => {
     f = await startLambdaFixture();
-    for (const name of ['imach-web', 'imach-busy']) {
+    for (const name of ['imach-web', 'imach-busy', 'imach-sink']) {
       await f.client.send(
         new CreateFunctionCommand({
           FunctionName: name,
@@ -91,19 +106,26 @@ hosts:
   busy:
     run: ./echo.mjs
     provider: lambda
+  sink:
+    run: ./sink.mjs
+    provider: lambda
+    address: 10.77.0.51
+    idle: 20s
   nowhere:
     run: ./echo.mjs
     provider: lambda
     lambda: { endpoint: 'http://127.0.0.1:1' }
 `;
     let lambda: LambdaProvider | null = null;
-    app = await startE2eApp(manifest, { 'echo.mjs': ECHO }, {
+    app = await startE2eApp(manifest, { 'echo.mjs': ECHO, 'sink.mjs': SINK }, {
       providers: {
         lambda: {
           name: 'lambda',
-          start: (launch) => {
+          start: async (launch) => {
             launches.push(launch);
-            return lambda!.start(launch);
+            const inst = await lambda!.start(launch);
+            // a relay restart leaves the invocations running, as a crashed relay would
+            return { exited: inst.exited, stop: () => (keepHosts ? Promise.resolve() : inst.stop()) };
           },
         },
       },
@@ -216,5 +238,41 @@ hosts:
     assert.equal(body.host, null);
     assert.equal(body.code, 2);
     assert.match(body.reason, /bad launch: relay must be a ws:\/\/ or wss:\/\/ URL/);
+  });
+
+  it('a relay restart during a transfer: the Lambda host rejoins the new relay and the transfer completes', async () => {
+    const total = 8 * 1024 * 1024;
+    const chunk = 64 * 1024;
+    const hash = createHash('sha256');
+    const result = new Promise<string>((resolve, reject) => {
+      const s = me.net.connect({ host: '10.77.0.51', port: 9000 });
+      let reply = '';
+      let sent = 0;
+      let restarted = false;
+      const pump = () => {
+        while (sent < total) {
+          const buf = randomBytes(chunk);
+          hash.update(buf);
+          sent += buf.length;
+          if (!restarted && sent >= total / 4) {
+            restarted = true;
+            keepHosts = true;
+            app.restartRelay(1500).then(() => (keepHosts = false), reject);
+          }
+          if (!s.write(buf)) return void s.once('drain', pump);
+        }
+        s.end();
+      };
+      s.on('connect', pump);
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => (reply += d));
+      s.on('end', () => resolve(reply.trim()));
+      s.on('error', reject);
+    });
+    const reply = await result;
+    assert.equal(reply, `${hash.digest('hex')} ${total}`);
+    assert.ok(me.link.counters.reconnects >= 1);
+    assert.equal(host('sink').state, 'running', 'adopted by the new relay');
+    assert.equal(f.local.stats().coldStarts >= 1, true);
   });
 });
