@@ -17,6 +17,11 @@ export const ADMIN_HOST = '@admin';
 export const SECRET_ENV = 'IMACH_SECRET';
 /** Environment variable holding the Launch JSON for a local host function. */
 export const LAUNCH_ENV = 'IMACH_LAUNCH';
+/**
+ * Set by `imach deploy` on a Lambda function: the manifest's folder when it was deployed,
+ * which the package holds as `app/` (the handler maps launch paths under it).
+ */
+export const APP_BASE_ENV = 'IMACH_APP_BASE';
 
 export const DEFAULT_NETWORK = '10.77.0.0/16';
 export const DEFAULT_DOMAIN = 'imach';
