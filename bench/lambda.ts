@@ -1,8 +1,9 @@
 // `lambda` group: start latency through lambda-local, from the SDK's Invoke until the
 // handler is entered, for a new execution environment and for a frozen warm one (the
 // baseline is node's own start: spawn until its first line runs); and an imach host
-// (hostfn/lambda.ts) started by the relay through Invoke: a gateway ping to the cold
-// host until its reply, in a new and in a frozen warm environment.
+// (hostfn/lambda.ts) started by the relay through the LambdaProvider: a gateway ping to
+// the cold host until its reply, and a probe's SYN until established, each in a new and
+// in a frozen warm environment.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,8 @@ import { LOCAL_CODE_BUCKET, startLambdaLocal, writeZip } from '../lambda-local/i
 import { isManifestError, parseManifest, startRelay, type Provider } from '../relay/index.js';
 import { silentLogger } from '../relay/log.js';
 import type { BenchRow } from './report.js';
+import { startPeer } from './relay.js';
+import { LambdaProvider } from '../hostfn/lambda-provider.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -55,7 +58,7 @@ async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, m
 }
 
 /** Gateway ping until reply for an imach host whose provider invokes hostfn/lambda.ts in lambda-local. */
-async function hostStarts(client: LambdaClient, samples: number): Promise<{ cold: number[]; warm: number[] }> {
+async function hostStarts(client: LambdaClient, endpoint: string, samples: number): Promise<{ cold: number[]; warm: number[]; coldSyn: number[]; warmSyn: number[] }> {
   await client.send(
     new CreateFunctionCommand({
       FunctionName: 'imach-host',
@@ -73,27 +76,33 @@ async function hostStarts(client: LambdaClient, samples: number): Promise<{ cold
   };
   await waitUntil(settled, 'imach-host never became Active');
   const dir = mkdtempSync(join(tmpdir(), 'imach-bench-lambda-'));
-  const yaml = `network: 10.77.0.0/16\nhosts:\n  echo:\n    run: ${join(repo, 'bench', 'apps', 'echo.mjs')}\n    address: 10.77.0.50\n    idle: 200ms\n`;
+  const yaml = `network: 10.77.0.0/16\nhosts:\n  echo:\n    run: ${join(repo, 'bench', 'apps', 'echo.mjs')}\n    provider: lambda\n    address: 10.77.0.50\n    idle: 200ms\n`;
   writeFileSync(join(dir, 'imach.yaml'), yaml);
   const manifest = parseManifest(yaml, dir, join(dir, 'imach.yaml'));
   if (isManifestError(manifest)) throw new Error(`bench manifest: ${manifest.message}`);
   let running = 0;
-  // what a LambdaProvider does: one RequestResponse Invoke per start, the launch as the event
+  const provider = new LambdaProvider({ functions: { echo: { function: 'imach-host', region: 'us-east-1', endpoint, timeout: 60 } }, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
   const lambda: Provider = {
-    name: 'local',
+    name: 'lambda',
     async start(launch) {
       running++;
-      const exited = client.send(new InvokeCommand({ FunctionName: 'imach-host', Payload: Buffer.from(JSON.stringify(launch)) })).then(
-        (r) => ({ code: r.FunctionError ? 1 : 0, reason: r.FunctionError ? 'function error' : 'returned' }),
-        (err: Error) => ({ code: null, reason: err.message }),
-      );
-      void exited.finally(() => running--);
-      return { exited, stop: () => exited.then(() => {}) };
+      try {
+        const inst = await provider.start(launch);
+        void inst.exited.finally(() => running--);
+        return inst;
+      } catch (e) {
+        running--;
+        throw e;
+      }
     },
   };
-  const relay = await startRelay({ manifest, listen: { host: '127.0.0.1', port: 0 }, secret: 'bench-' + process.pid, providers: { local: lambda }, logger: silentLogger });
+  const relay = await startRelay({ manifest, listen: { host: '127.0.0.1', port: 0 }, secret: 'bench-' + process.pid, providers: { lambda }, logger: silentLogger });
   const cold: number[] = [];
   const warm: number[] = [];
+  const coldSyn: number[] = [];
+  const warmSyn: number[] = [];
+  const probe = startPeer({ mode: 'host', role: 'connect-probe', url: relay.url, token: relay.mintToken('probe'), target: '10.77.0.50', port: 7 });
+  await probe.next();
   try {
     const idle = () => relay.hosts().find((h) => h.name === 'echo')?.state === 'cold' && running === 0;
     for (let i = 0; i < samples * 2; i++) {
@@ -104,15 +113,24 @@ async function hostStarts(client: LambdaClient, samples: number): Promise<{ cold
         await client.send(new UpdateFunctionConfigurationCommand({ FunctionName: 'imach-host', Description: `bench ${i}` }));
         await waitUntil(settled, 'the update never completed');
       } else await sleep(50);
-      const t0 = performance.now();
-      await relay.ping('echo', 20_000);
-      (fresh ? cold : warm).push(performance.now() - t0);
+      if (i % 4 < 2) {
+        const t0 = performance.now();
+        await relay.ping('echo', 20_000);
+        (fresh ? cold : warm).push(performance.now() - t0);
+      } else {
+        // SYN until established, through the LambdaProvider's Invoke
+        probe.go('10.77.0.50');
+        const r = (await probe.next()) as { connectMs: number };
+        (fresh ? coldSyn : warmSyn).push(r.connectMs);
+      }
     }
   } finally {
+    probe.stop();
     await relay.close();
+    await provider.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  return { cold, warm };
+  return { cold, warm, coldSyn, warmSyn };
 }
 
 export async function runLambdaBench(opts: { quick: boolean }): Promise<BenchRow[]> {
@@ -166,9 +184,11 @@ export async function runLambdaBench(opts: { quick: boolean }): Promise<BenchRow
     rows.push({ group: g, name: `Invoke until handler entry, frozen warm environment (${warms} invokes)`, metric: 'median ms', value: median(warmEntry), goal: '< 10', pass: median(warmEntry) < 10 });
     rows.push({ group: g, name: 'same', metric: 'max ms', value: Math.max(...warmEntry) });
     rows.push({ group: g, name: 'same, Invoke until the SDK has the answer', metric: 'median ms', value: median(warmTrip) });
-    const host = await hostStarts(client, opts.quick ? 3 : 8);
+    const host = await hostStarts(client, local.url, opts.quick ? 4 : 8);
     rows.push({ group: g, name: `imach host on lambda-local: gateway ping to a cold host until its reply, new environment (${host.cold.length} starts)`, metric: 'median ms', value: median(host.cold) });
     rows.push({ group: g, name: `same, frozen warm environment (${host.warm.length} starts)`, metric: 'median ms', value: median(host.warm) });
+    rows.push({ group: g, name: `imach host through LambdaProvider: SYN until established to a cold host, new environment (${host.coldSyn.length} starts)`, metric: 'median ms', value: median(host.coldSyn) });
+    rows.push({ group: g, name: `same, frozen warm environment (${host.warmSyn.length} starts)`, metric: 'median ms', value: median(host.warmSyn) });
   } finally {
     client.destroy();
     await local.close();

@@ -16,6 +16,7 @@ const COMMANDS: Record<string, Command> = {
   ps,
   events,
   ping,
+  deploy: async (argv) => (await import('./deploy.js')).deploy(argv),
   'lambda-local': async (argv) => (await import('./lambda-local.js')).lambdaLocal(argv),
   join: async (argv) => {
     const { runJoin } = await import('./join.js');

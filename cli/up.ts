@@ -1,5 +1,6 @@
 // `imach up` and `imach relay`: the relay, its lifecycle controller and the local provider.
 
+import { LambdaProvider, type LambdaFunctionRef } from '../hostfn/lambda-provider.js';
 import { LocalProvider } from '../hostfn/local-provider.js';
 import { createLogger, jsonSink, textSink, type Logger } from '../hostfn/log.js';
 import { startRelay, type Manifest, type Relay } from '../relay/index.js';
@@ -12,6 +13,7 @@ import { USAGE } from './usage.js';
 interface Running {
   relay: Relay;
   provider: LocalProvider;
+  lambda: LambdaProvider | null;
   manifest: Manifest | null;
   /** spares of the warm pool ready when boot() returned */
   warmReady: number;
@@ -29,7 +31,41 @@ function checkRuns(mpath: string | null, manifest: Manifest | null): void {
 }
 
 /** The providers `up` and `relay` run hosts with. */
-const AVAILABLE_PROVIDERS: readonly string[] = ['local'];
+const AVAILABLE_PROVIDERS: readonly string[] = ['local', 'lambda'];
+
+function isLoopbackUrl(url: string): boolean {
+  const h = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || h.startsWith('127.');
+}
+
+/**
+ * The warning when Lambda hosts would dial a loopback relay URL (they run elsewhere), or
+ * null. `publicUrl` is relay.public; without it hosts dial the listen URL.
+ */
+export function loopbackWarning(manifest: Manifest | null, listenUrl: string): string | null {
+  const lambdaHosts = (manifest?.hosts ?? []).filter((h) => h.provider === 'lambda');
+  if (lambdaHosts.length === 0) return null;
+  // Against a Lambda on this machine (an endpoint on loopback, imach lambda-local) loopback works.
+  const remote = lambdaHosts.filter((h) => h.lambda?.endpoint === undefined || !isLoopbackUrl(h.lambda.endpoint));
+  if (remote.length === 0) return null;
+  const url = manifest?.relay.public ?? listenUrl;
+  if (!isLoopbackUrl(url)) return null;
+  return `warning: Lambda hosts (${remote.map((h) => h.name).join(', ')}) would dial ${url}, a loopback address they cannot reach; set relay.public (e.g. wss://relay.example.com)`;
+}
+
+/** Static credentials for a Lambda API on loopback (lambda-local) when none are in the environment. */
+function lambdaProvider(manifest: Manifest | null, log: Logger): LambdaProvider | null {
+  const functions: Record<string, LambdaFunctionRef> = {};
+  let allLoopback = true;
+  for (const h of manifest?.hosts ?? []) {
+    if (h.lambda === undefined) continue;
+    functions[h.name] = h.lambda;
+    if (h.lambda.endpoint === undefined || !isLoopbackUrl(h.lambda.endpoint)) allLoopback = false;
+  }
+  if (Object.keys(functions).length === 0) return null;
+  const local = allLoopback && process.env.AWS_ACCESS_KEY_ID === undefined;
+  return new LambdaProvider({ functions, logger: log, ...(local ? { credentials: { accessKeyId: 'AKIDLOCAL', secretAccessKey: 'lambda-local' } } : {}) });
+}
 
 /** Refuse a manifest whose hosts need a provider this command cannot run (before anything starts). */
 function checkProviders(manifest: Manifest | null): void {
@@ -57,6 +93,7 @@ async function boot(
   const dir = stateDir(str(p, 'state-dir'), mpath);
   const s = await secret(dir, true);
   const provider = new LocalProvider({ logger: log, output, warm });
+  const lambda = lambdaProvider(manifest, log);
   let relay: Relay;
   // A start that takes a spare still loading waits for it (node's start and the modules:
   // about 0.5 s here), so the relay is not announced before the pool is ready.
@@ -67,15 +104,18 @@ async function boot(
       listen,
       secret: s,
       stateDir: dir,
-      providers: { local: provider },
+      providers: lambda !== null ? { local: provider, lambda } : { local: provider },
       logger: log,
     });
   } catch (e) {
     await provider.close();
+    await lambda?.close();
     throw new CliError(`cannot start the relay: ${(e as Error).message}`);
   }
   const warmReady = await poolReady;
-  return { relay, provider, manifest, warmReady };
+  const warning = loopbackWarning(manifest, relay.url);
+  if (warning !== null) log.warn(warning);
+  return { relay, provider, lambda, manifest, warmReady };
 }
 
 /**
@@ -124,6 +164,7 @@ async function shutdown(r: Running): Promise<void> {
     await r.relay.close();
   } finally {
     await r.provider.stopAll();
+    await r.lambda?.close();
     clearTimeout(hard);
   }
 }

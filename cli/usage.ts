@@ -14,6 +14,7 @@ commands:
   events                show lifecycle events (--follow to stream them)
   ping <name|address>   ping a host through the relay
   join                  put this machine on the network (TUN, or --userspace: SOCKS5, forwards, expose)
+  deploy [manifest]     build the Lambda hosts' package, create or update their functions
   lambda-local          a local AWS Lambda (Lambda API + Runtime API) for development and tests
 
 Run 'imach <command> --help' for a command's options; 'imach --version' for the version.
@@ -34,6 +35,19 @@ const ADMIN = `  --relay <url>         the relay (default: IMACH_RELAY, else the
 ${COMMON}`;
 
 export const USAGE: Record<string, string> = {
+  deploy: `usage: imach deploy [manifest] [--dry-run] [--json]
+
+Build the deployment package of the manifest's provider: lambda hosts (the host runtime,
+and the manifest's folder with the app and its node_modules) and create or update each
+function (CreateFunction, UpdateFunctionCode, UpdateFunctionConfiguration,
+PutFunctionEventInvokeConfig), waiting on its state. Idempotent: a second run changes
+nothing and says so. Credentials: the AWS SDK's default chain (static ones for an
+endpoint on loopback, such as imach lambda-local).
+
+options:
+  --dry-run             print what would change, change nothing
+  --json                one JSON object: the functions and their changes
+`,
   up: `usage: imach up [manifest] [options]
 
 Run the relay with the lifecycle controller and the local provider in one process tree.

@@ -3,7 +3,7 @@
 // host's stack under Node's networking before the program's first line runs.
 
 import { fileURLToPath } from 'node:url';
-import { LAUNCH_ENV, decodeProgramRun, isProtocolError, type Launch } from './protocol.js';
+import { LAUNCH_ENV, type Launch } from './protocol.js';
 
 /** The register module's path (package export `imach/register`). */
 export const REGISTER_PATH = fileURLToPath(new URL('./register.js', import.meta.url));
@@ -15,14 +15,10 @@ export interface ProgramSpawn {
   env: NodeJS.ProcessEnv;
 }
 
-/**
- * How to spawn the host of `launch` if it is a program (null: a `run:` module). Throws
- * for a program the launch cannot describe (a provider's start then rejects).
- */
+/** How to spawn the host of `launch` if it is a program (null: a `run:` module). */
 export function programSpawn(launch: Launch, baseEnv: NodeJS.ProcessEnv, nodeArgs: readonly string[] = []): ProgramSpawn | null {
-  const program = decodeProgramRun(launch.run);
-  if (program === null) return null;
-  if (isProtocolError(program)) throw new Error(`cannot start ${launch.host}: ${program.field}: ${program.message}`);
+  const program = launch.program;
+  if (program === undefined) return null;
   return {
     // argv[0] is `node`: the same node that runs the relay.
     file: process.execPath,

@@ -3,6 +3,7 @@
 
 export {
   ACTIVITY_INTERVAL_MS,
+  APP_BASE_ENV,
   DEFAULT_MTU,
   ERROR_HEADER,
   JOIN_PATH,
@@ -13,8 +14,6 @@ export {
   RECONNECT_MIN_MS,
   SUBPROTOCOL,
   decodeControl,
-  decodeProgramRun,
-  encodeProgramRun,
   encodeControl,
   isProtocolError,
   maxFrameBytes,

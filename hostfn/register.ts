@@ -17,7 +17,6 @@ import { installNodeHooks } from './node-hooks.js';
 import {
   ACTIVITY_INTERVAL_MS,
   LAUNCH_ENV,
-  decodeProgramRun,
   isProtocolError,
   parseLaunch,
 } from './protocol.js';
@@ -43,8 +42,8 @@ if (launchText === undefined) die(`imach/register: no ${LAUNCH_ENV} in the envir
 const launch = parseLaunch(launchText);
 if (isProtocolError(launch)) die('bad launch', { variable: LAUNCH_ENV, field: launch.field, err: launch.message });
 delete process.env[LAUNCH_ENV];
-const program = decodeProgramRun(launch.run);
-if (program === null || isProtocolError(program)) die('the launch has no program', { run: launch.run });
+const program = launch.program;
+if (program === undefined) die('the launch has no program', { run: launch.run });
 for (const [k, v] of Object.entries(launch.env)) process.env[k] = v;
 
 const hostLog = log.child({ host: launch.host });

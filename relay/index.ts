@@ -118,6 +118,11 @@ export interface RelayOptions {
   domain?: string;
   limits?: Partial<RelayLimits>;
   logger?: Logger;
+  /**
+   * The URL (ws:// or wss://, no path) hosts of providers other than `local` dial: a Lambda
+   * host cannot reach a loopback listen address. Default: the manifest's relay.public, else `url`.
+   */
+  publicUrl?: string;
   /** Serve wss:// with this certificate and key (PEM); default: the manifest's relay.tls files. */
   tls?: { cert: string | Buffer; key: string | Buffer };
 }
@@ -193,6 +198,8 @@ export class RelayServer implements Relay, UpgradeContext {
   private framesOutClosed = 0;
   /** SHA-256 fingerprint (hex) of the TLS certificate served, when the relay serves wss:// */
   readonly certSha256: string | undefined;
+  /** what hosts of remote providers (Lambda) dial; undefined: `url` */
+  readonly publicUrl: string | undefined;
 
   constructor(
     private readonly server: Server,
@@ -206,6 +213,7 @@ export class RelayServer implements Relay, UpgradeContext {
     this.certSha256 = tlsCert !== undefined ? certSha256(tlsCert) : undefined;
     this.url = `${tlsCert !== undefined ? 'wss' : 'ws'}://${host}:${address.port}`;
     this.httpUrl = `${tlsCert !== undefined ? 'https' : 'http'}://${host}:${address.port}`;
+    this.publicUrl = options.publicUrl ?? options.manifest?.relay.public;
     this.net = net;
     this.network = net.cidr;
     this.gateway = formatAddress(net.gateway);
@@ -237,7 +245,7 @@ export class RelayServer implements Relay, UpgradeContext {
         logger: this.log,
         table: this.table,
         now: this.clock,
-        relayUrl: () => this.url,
+        relayUrl: (provider) => (provider === 'local' ? this.url : (this.publicUrl ?? this.url)),
         relayCertSha256: () => this.certSha256,
         mintLaunchToken: (h, t) => {
           const nonce = newNonce();

@@ -43,7 +43,8 @@ export interface LifecycleEnv {
   readonly table: HostTable;
   /** the relay's clock (ms), read only in provider callbacks, which come without a time */
   now(): number;
-  relayUrl(): string;
+  /** the URL a host started by `provider` dials (a remote provider's may differ from the listen address) */
+  relayUrl(provider: string): string;
   /** SHA-256 fingerprint of the relay's TLS certificate, pinned in launches (none without TLS) */
   relayCertSha256?(): string | undefined;
   /** a launch token for the host and its nonce (`n`) */
@@ -250,13 +251,14 @@ export class LifecycleController {
     entry.launchNonce = nonce;
     const launch: Launch = {
       host: entry.name,
-      relay: this.env.relayUrl(),
+      relay: this.env.relayUrl(spec.provider),
       token,
       run: spec.run,
       env: { ...spec.env },
       idleMs: spec.idleMs,
       mtu: this.env.mtu,
     };
+    if (spec.program !== undefined) launch.program = { ...spec.program, argv: [...spec.program.argv] };
     const pin = this.env.relayCertSha256?.();
     if (pin !== undefined) launch.relayCertSha256 = pin;
     let started: Promise<HostInstance>;

@@ -5,21 +5,46 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument, type Document, type YAMLError } from 'yaml';
 import { formatAddress, isHostAddress, parseAddress, parseNetwork } from './address.js';
-import { DEFAULT_NETWORK, decodeProgramRun, encodeProgramRun, isProtocolError, type ProgramSpec } from './protocol.js';
+import { DEFAULT_NETWORK, type ProgramSpec } from './protocol.js';
 
 export type ProviderName = 'local' | 'lambda';
 
 export interface HostSpec {
   name: string;
-  /** absolute path of the app module, or a `command:` program (encodeProgramRun) */
+  /** absolute path of the app module; '' for a `command:` host */
   run: string;
+  /** a `command:` host's program (absent for a `run:` module) */
+  program?: ProgramSpec;
   address: string;
   provider: ProviderName;
   /** null: never released (pinned) */
   idleMs: number | null;
   env: Record<string, string>;
   startTimeoutMs: number;
+  /** a `provider: lambda` host's function (the `lambda:` defaults merged with its own `lambda:`) */
+  lambda?: LambdaSpec;
 }
+
+export type LambdaArchitecture = 'x86_64' | 'arm64';
+
+/** Where and how a `provider: lambda` host runs. */
+export interface LambdaSpec {
+  /** function name (default `imach-<host>`) */
+  function: string;
+  region: string;
+  /** Lambda API endpoint URL (default: AWS's own for the region); e.g. `imach lambda-local` */
+  endpoint?: string;
+  /** MB, 128..10240 */
+  memory: number;
+  /** seconds, 1..900: the longest one instance of the host lives */
+  timeout: number;
+  /** execution role ARN (needed by `imach deploy` to create the function) */
+  role?: string;
+  architecture: LambdaArchitecture;
+}
+
+export const LAMBDA_DEFAULTS = { region: 'us-east-1', memory: 512, timeout: 900, architecture: 'x86_64' as LambdaArchitecture };
+const LAMBDA_KEYS = ['function', 'region', 'endpoint', 'memory', 'timeout', 'role', 'architecture'] as const;
 
 export interface Manifest {
   /** the manifest file ('' when parsed from text without a path) */
@@ -34,6 +59,8 @@ export interface Manifest {
     limits?: { rateBytesPerSec?: number; rateBurstBytes?: number };
     /** `relay.tls`: PEM files (absolute paths) of the certificate and key; the relay serves wss:// */
     tls?: { cert: string; key: string };
+    /** `relay.public`: the ws:// or wss:// URL (no path) Lambda hosts dial, when not relay.listen */
+    public?: string;
   };
   hosts: HostSpec[];
 }
@@ -258,13 +285,78 @@ function parseProgram(b: Obj, field: string, baseDir: string): ProgramSpec {
   return { argv, cwd, egress };
 }
 
+/** `relay.public`: a ws:// or wss:// URL with a host and no path, query or credentials. */
+function parsePublicUrl(v: unknown, field: string): string {
+  if (typeof v !== 'string') fail(field, v, 'expected a URL like wss://relay.example.com');
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    fail(field, v, 'expected a URL like wss://relay.example.com');
+  }
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') fail(field, v, 'expected a ws:// or wss:// URL');
+  if (u.hostname === '' || u.username !== '' || u.password !== '' || (u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '') {
+    fail(field, v, 'expected scheme://host[:port] only (hosts append the join path)');
+  }
+  return `${u.protocol}//${u.host}`;
+}
+
+/** One level of `lambda:` settings (the network's defaults or a host's overrides). */
+function parseLambdaFields(v: unknown, field: string): Partial<LambdaSpec> {
+  if (v === undefined || v === null) return {};
+  if (!isObj(v)) fail(field, v, `expected a map with ${LAMBDA_KEYS.join(', ')}`);
+  checkKeys(v, field, LAMBDA_KEYS);
+  const out: Partial<LambdaSpec> = {};
+  if (v.function !== undefined) {
+    // Lambda's FunctionName pattern (name form): letters, digits, - and _, at most 64.
+    if (typeof v.function !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(v.function)) fail(`${field}.function`, v.function, 'expected a function name (letters, digits, - and _, at most 64)');
+    out.function = v.function;
+  }
+  if (v.region !== undefined) {
+    if (typeof v.region !== 'string' || !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(v.region)) fail(`${field}.region`, v.region, 'expected a region like us-east-1');
+    out.region = v.region;
+  }
+  if (v.endpoint !== undefined) {
+    let ok = false;
+    if (typeof v.endpoint === 'string') {
+      try {
+        const u = new URL(v.endpoint);
+        ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+      } catch {
+        ok = false;
+      }
+    }
+    if (!ok) fail(`${field}.endpoint`, v.endpoint, 'expected an http:// or https:// URL');
+    out.endpoint = v.endpoint as string;
+  }
+  if (v.memory !== undefined) {
+    if (typeof v.memory !== 'number' || !Number.isInteger(v.memory) || v.memory < 128 || v.memory > 10240) fail(`${field}.memory`, v.memory, 'expected MB from 128 to 10240');
+    out.memory = v.memory;
+  }
+  if (v.timeout !== undefined) {
+    const ms = duration(v.timeout, `${field}.timeout`, false)!;
+    if (ms < 1000 || ms > 900_000 || ms % 1000 !== 0) fail(`${field}.timeout`, v.timeout, 'expected whole seconds from 1s to 15m');
+    out.timeout = ms / 1000;
+  }
+  if (v.role !== undefined) {
+    if (typeof v.role !== 'string' || !/^arn:aws[a-zA-Z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/.test(v.role)) fail(`${field}.role`, v.role, 'expected an IAM role ARN');
+    out.role = v.role;
+  }
+  if (v.architecture !== undefined) {
+    if (v.architecture !== 'x86_64' && v.architecture !== 'arm64') fail(`${field}.architecture`, v.architecture, "expected 'x86_64' or 'arm64'");
+    out.architecture = v.architecture;
+  }
+  return out;
+}
+
 function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
   const lines = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
   if (doc.errors.length > 0) yamlFailure(doc, doc.errors[0], lines);
   const root: unknown = doc.toJS({ maxAliasCount: 100 });
   if (!isObj(root)) fail('', root, 'the manifest must be a YAML map');
-  checkKeys(root, '', ['network', 'relay', 'hosts', 'name', 'version']);
+  checkKeys(root, '', ['network', 'relay', 'hosts', 'name', 'version', 'lambda']);
+  const lambdaDefaults = parseLambdaFields(root.lambda, 'lambda');
 
   const networkText = root.network ?? DEFAULT_NETWORK;
   if (typeof networkText !== 'string') fail('network', networkText, 'expected a CIDR like 10.77.0.0/16');
@@ -274,9 +366,11 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
   let listen = { ...MANIFEST_DEFAULTS.listen };
   const limits: NonNullable<Manifest['relay']['limits']> = {};
   let tls: Manifest['relay']['tls'];
+  let publicUrl: string | undefined;
   if (root.relay !== undefined && root.relay !== null) {
-    if (!isObj(root.relay)) fail('relay', root.relay, 'expected a map with listen, rate, burst, tls');
-    checkKeys(root.relay, 'relay', ['listen', 'rate', 'burst', 'tls']);
+    if (!isObj(root.relay)) fail('relay', root.relay, 'expected a map with listen, public, rate, burst, tls');
+    checkKeys(root.relay, 'relay', ['listen', 'public', 'rate', 'burst', 'tls']);
+    if (root.relay.public !== undefined) publicUrl = parsePublicUrl(root.relay.public, 'relay.public');
     if (root.relay.tls !== undefined) {
       const t = root.relay.tls;
       if (!isObj(t)) fail('relay.tls', t, 'expected a map with cert and key (PEM file paths)');
@@ -299,7 +393,7 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
     if (!isDnsLabel(raw.name)) fail(raw.field, raw.name, 'host names must be DNS labels (a-z, 0-9, -; at most 63)');
     if (seen.has(raw.name)) fail(raw.field, raw.name, 'duplicate host name');
     seen.add(raw.name);
-    checkKeys(raw.body, raw.field, ['run', 'address', 'provider', 'idle', 'env', 'startTimeout', ...PROGRAM_KEYS]);
+    checkKeys(raw.body, raw.field, ['run', 'address', 'provider', 'idle', 'env', 'startTimeout', 'lambda', ...PROGRAM_KEYS]);
     if (raw.body.address !== undefined) {
       const a = raw.body.address;
       const n = typeof a === 'string' ? parseAddress(a) : null;
@@ -316,7 +410,8 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
   let next = net.gateway + 1;
   const hosts: HostSpec[] = raws.map((raw) => {
     const b = raw.body;
-    const run = b.command !== undefined ? encodeProgramRun(parseProgram(b, raw.field, baseDir)) : parseRun(b, raw.field, baseDir);
+    const program = b.command !== undefined ? parseProgram(b, raw.field, baseDir) : undefined;
+    const run = program !== undefined ? '' : parseRun(b, raw.field, baseDir);
     let address: number;
     if (typeof b.address === 'string') address = parseAddress(b.address)!;
     else {
@@ -341,7 +436,14 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
         else fail(`${raw.field}.env.${k}`, val, 'expected a string');
       }
     }
-    return { name: raw.name, run, address: formatAddress(address), provider: provider as ProviderName, idleMs, env, startTimeoutMs };
+    const spec: HostSpec = { name: raw.name, run, address: formatAddress(address), provider: provider as ProviderName, idleMs, env, startTimeoutMs };
+    if (program !== undefined) spec.program = program;
+    if (b.lambda !== undefined && provider !== 'lambda') fail(`${raw.field}.lambda`, b.lambda, 'only for a host with provider: lambda');
+    if (provider === 'lambda') {
+      const own = parseLambdaFields(b.lambda, `${raw.field}.lambda`);
+      spec.lambda = { function: `imach-${raw.name}`, ...LAMBDA_DEFAULTS, ...lambdaDefaults, ...own };
+    }
+    return spec;
   });
 
   return {
@@ -350,7 +452,7 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
     network: net.cidr,
     prefixLength: net.prefixLength,
     gateway: formatAddress(net.gateway),
-    relay: { listen, limits, ...(tls !== undefined ? { tls } : {}) },
+    relay: { listen, limits, ...(tls !== undefined ? { tls } : {}), ...(publicUrl !== undefined ? { public: publicUrl } : {}) },
     hosts,
   };
 }
@@ -373,17 +475,16 @@ export function parseManifest(text: string, baseDir: string, path = ''): Manifes
 export function checkRunFiles(manifest: Manifest): ManifestError | null {
   for (const h of manifest.hosts) {
     if (h.provider !== 'local') continue;
-    const program = decodeProgramRun(h.run);
-    if (program !== null) {
+    if (h.program !== undefined) {
       // a command: its working folder must exist (the program itself is found at start)
-      const cwd = isProtocolError(program) ? null : program.cwd;
+      const cwd = h.program.cwd;
       let ok = false;
       try {
-        ok = cwd !== null && statSync(cwd).isDirectory();
+        ok = statSync(cwd).isDirectory();
       } catch {
         ok = false;
       }
-      if (!ok) return { manifestError: true, field: `hosts.${h.name}.cwd`, value: cwd, message: `hosts.${h.name}.cwd: ${cwd ?? '?'}: no such folder` };
+      if (!ok) return { manifestError: true, field: `hosts.${h.name}.cwd`, value: cwd, message: `hosts.${h.name}.cwd: ${cwd}: no such folder` };
       continue;
     }
     let problem: string | null = null;

@@ -17,6 +17,11 @@ export const ADMIN_HOST = '@admin';
 export const SECRET_ENV = 'IMACH_SECRET';
 /** Environment variable holding the Launch JSON for a local host function. */
 export const LAUNCH_ENV = 'IMACH_LAUNCH';
+/**
+ * Set by `imach deploy` on a Lambda function: the manifest's folder when it was deployed,
+ * which the package holds as `app/` (the handler maps launch paths under it).
+ */
+export const APP_BASE_ENV = 'IMACH_APP_BASE';
 
 export const DEFAULT_NETWORK = '10.77.0.0/16';
 export const DEFAULT_DOMAIN = 'imach';
@@ -113,8 +118,10 @@ export interface Launch {
   /** ws://host:port of the relay (no path; the host appends JOIN_PATH) */
   relay: string;
   token: string;
-  /** absolute path of the app module */
+  /** absolute path of the app module; '' for a `command:` host (then `program` is set) */
   run: string;
+  /** a `command:` host: the program run as the host (absent for a `run:` module) */
+  program?: ProgramSpec;
   env: Record<string, string>;
   idleMs: number | null;
   mtu: number;
@@ -125,10 +132,7 @@ export interface Launch {
   relayCertSha256?: string;
 }
 
-/**
- * A `command:` host: an ordinary program run as the host. It travels in the Launch's
- * `run` field as PROGRAM_RUN_PREFIX + JSON, so every provider passes it on unchanged.
- */
+/** A `command:` host: an ordinary program run as the host (the Launch's `program`). */
 export interface ProgramSpec {
   /** the program and its arguments; argv[0] is `node` (Node programs only for now) */
   argv: string[];
@@ -138,29 +142,16 @@ export interface ProgramSpec {
   egress: 'host' | 'none';
 }
 
-export const PROGRAM_RUN_PREFIX = 'program:';
-const MAX_PROGRAM_ARGS = 256;
+export const MAX_PROGRAM_ARGS = 256;
 
-export function encodeProgramRun(program: ProgramSpec): string {
-  return PROGRAM_RUN_PREFIX + JSON.stringify(program);
-}
-
-/** The program of a Launch's `run`: null for a module path, an error for a bad program. */
-export function decodeProgramRun(run: string): ProgramSpec | null | ProtocolError {
-  if (!run.startsWith(PROGRAM_RUN_PREFIX)) return null;
-  let v: unknown;
-  try {
-    v = JSON.parse(run.slice(PROGRAM_RUN_PREFIX.length));
-  } catch {
-    return perr('run', 'program is not JSON');
-  }
-  if (!isObj(v)) return perr('run', 'program is not an object');
+function parseProgram(v: unknown): ProgramSpec | ProtocolError {
+  if (!isObj(v)) return perr('program', 'program must be an object');
   const { argv, cwd, egress } = v;
-  if (!Array.isArray(argv) || argv.length === 0 || argv.length > MAX_PROGRAM_ARGS || !argv.every((a) => typeof a === 'string')) {
-    return perr('run.argv', `argv must be 1..${MAX_PROGRAM_ARGS} strings`);
+  if (!Array.isArray(argv) || argv.length === 0 || argv.length > MAX_PROGRAM_ARGS || !argv.every((a) => typeof a === 'string' && a.length <= 4096)) {
+    return perr('program.argv', `argv must be 1..${MAX_PROGRAM_ARGS} strings`);
   }
-  if (typeof cwd !== 'string' || cwd === '') return perr('run.cwd', 'cwd must be a path');
-  if (egress !== 'host' && egress !== 'none') return perr('run.egress', "egress must be 'host' or 'none'");
+  if (typeof cwd !== 'string' || cwd === '' || cwd.length > 4096) return perr('program.cwd', 'cwd must be a path');
+  if (egress !== 'host' && egress !== 'none') return perr('program.egress', "egress must be 'host' or 'none'");
   return { argv: argv as string[], cwd, egress };
 }
 
@@ -301,8 +292,16 @@ export function parseLaunch(input: string | unknown): Launch | ProtocolError {
   if (!/^wss?:\/\//.test(relay)) return perr('relay', 'relay must be a ws:// or wss:// URL');
   const token = str(v, 'token');
   if (isProtocolError(token)) return token;
-  const run = str(v, 'run');
+  let program: ProgramSpec | undefined;
+  if (v.program !== undefined) {
+    const p = parseProgram(v.program);
+    if (isProtocolError(p)) return p;
+    program = p;
+  }
+  const run = program !== undefined && v.run === undefined ? '' : str(v, 'run');
   if (isProtocolError(run)) return run;
+  if (program !== undefined && run !== '') return perr('run', 'a launch has either run or program, not both');
+  if (program === undefined && run === '') return perr('run', 'run must be the path of the app module (or the launch has a program)');
   const envIn = v.env ?? {};
   if (!isObj(envIn)) return perr('env', 'env must be an object of strings');
   const env: Record<string, string> = {};
@@ -314,11 +313,14 @@ export function parseLaunch(input: string | unknown): Launch | ProtocolError {
   if (isProtocolError(idleMs)) return idleMs;
   const mtu = v.mtu === undefined ? DEFAULT_MTU : count(v, 'mtu');
   if (isProtocolError(mtu)) return mtu;
-  if (v.relayCertSha256 === undefined) return { host, relay, token, run, env, idleMs, mtu };
+  const launch: Launch = { host, relay, token, run, env, idleMs, mtu };
+  if (program !== undefined) launch.program = program;
+  if (v.relayCertSha256 === undefined) return launch;
   const pin = str(v, 'relayCertSha256', 128);
   if (isProtocolError(pin)) return pin;
   if (!/^(?:[0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/.test(pin)) return perr('relayCertSha256', 'relayCertSha256 must be a SHA-256 fingerprint (64 hex digits)');
-  return { host, relay, token, run, env, idleMs, mtu, relayCertSha256: pin };
+  launch.relayCertSha256 = pin;
+  return launch;
 }
 
 // ---- tokens ----

@@ -184,15 +184,32 @@ describe('cli: imach', () => {
   });
 
   describe('up refuses before it boots', () => {
-    it('a host with provider: lambda (exit 1, naming the field)', async () => {
+    it('accepts a host with provider: lambda, warning that it would dial a loopback relay URL', async () => {
+      // Changed behaviour: provider: lambda was refused before the LambdaProvider existed.
       const state = join(dir, 'lambda-state');
       const m = join(dir, 'lambda.yaml');
+      writeFileSync(join(dir, 'app.mjs'), 'export default () => {};\n');
       writeFileSync(m, 'relay:\n  listen: 127.0.0.1:0\nhosts:\n  web: ./app.mjs\n  api:\n    run: ./app.mjs\n    provider: lambda\n');
-      const r = await imach(['up', m, '--state-dir', state], { killAfterMs: 10_000 });
-      assert.equal(r.code, 1, r.stdout + r.stderr);
-      assert.match(r.stderr, /hosts\.api\.provider: lambda: the Lambda provider is not available yet/);
-      assert.doesNotMatch(r.stdout, /relay on/);
-      assert.equal(existsSync(join(state, 'secret')), false);
+      const r = await imach(['up', m, '--state-dir', state, '--warm', '0'], { killAfterMs: 4000 });
+      assert.match(r.stdout, /relay on ws:\/\/127\.0\.0\.1:\d+/, r.stdout + r.stderr);
+      assert.match(r.stdout, /api\s+10\.77\.0\.\d+\s+lambda/);
+      assert.match(r.stderr, /Lambda hosts \(api\) would dial ws:\/\/127\.0\.0\.1:\d+, a loopback address .*set relay\.public/);
+    });
+
+    it('loopbackWarning: only for Lambda hosts not on a loopback endpoint, and not with a public relay.public', async () => {
+      const { loopbackWarning } = await import('../../cli/up.js');
+      const { parseManifest, isManifestError } = await import('../../relay/manifest.js');
+      const parse = (y: string) => {
+        const mf = parseManifest(y, dir);
+        if (isManifestError(mf)) throw new Error(mf.message);
+        return mf;
+      };
+      const url = 'ws://127.0.0.1:7000';
+      assert.equal(loopbackWarning(parse('hosts:\n  web: ./a.js\n'), url), null);
+      assert.match(loopbackWarning(parse('hosts:\n  api: {run: ./a.js, provider: lambda}\n'), url) ?? '', /api/);
+      assert.equal(loopbackWarning(parse('relay:\n  public: wss://relay.example.com\nhosts:\n  api: {run: ./a.js, provider: lambda}\n'), url), null);
+      assert.match(loopbackWarning(parse('relay:\n  public: ws://localhost:7000\nhosts:\n  api: {run: ./a.js, provider: lambda}\n'), 'ws://10.0.0.1:7000') ?? '', /ws:\/\/localhost:7000/);
+      assert.equal(loopbackWarning(parse('lambda:\n  endpoint: http://127.0.0.1:9001\nhosts:\n  api: {run: ./a.js, provider: lambda}\n'), url), null);
     });
 
     it('a run module that does not exist, a YAML syntax error, a duplicate host (exit 1, naming each)', async () => {

@@ -3,12 +3,13 @@
 import assert from 'node:assert/strict';
 import { checkRunFiles, isManifestError, parseManifest, splitCommand } from '../../relay/manifest.js';
 import { tmpdir } from 'node:os';
-import { decodeProgramRun, encodeProgramRun, isProtocolError, parseLaunch } from '../../relay/protocol.js';
+import { isProtocolError, parseLaunch, type ProgramSpec } from '../../relay/protocol.js';
 
-function hostRun(yaml: string): string {
+function hostProgram(yaml: string): ProgramSpec | undefined {
   const m = parseManifest(yaml, '/srv/app');
   if (isManifestError(m)) throw new Error(m.message);
-  return m.hosts[0]!.run;
+  assert.equal(m.hosts[0]!.run, '', 'a command host has no run module');
+  return m.hosts[0]!.program;
 }
 
 function errorOf(yaml: string): string {
@@ -31,12 +32,12 @@ describe('manifest: command hosts', function () {
   });
 
   it('a command line becomes the program in the launch, cwd defaulting to the manifest folder', function () {
-    const p = decodeProgramRun(hostRun('hosts:\n  web:\n    command: node server.js --port 3000\n'));
+    const p = hostProgram(('hosts:\n  web:\n    command: node server.js --port 3000\n'));
     assert.deepEqual(p, { argv: ['node', 'server.js', '--port', '3000'], cwd: '/srv/app', egress: 'host' });
   });
 
   it('a list of words, a relative cwd and egress none', function () {
-    const p = decodeProgramRun(hostRun("hosts:\n  web:\n    command: [node, 'my server.js']\n    cwd: api\n    egress: none\n"));
+    const p = hostProgram(("hosts:\n  web:\n    command: [node, 'my server.js']\n    cwd: api\n    egress: none\n"));
     assert.deepEqual(p, { argv: ['node', 'my server.js'], cwd: '/srv/app/api', egress: 'none' });
   });
 
@@ -53,13 +54,36 @@ describe('manifest: command hosts', function () {
     assert.match(errorOf('hosts:\n  web:\n    run: ./a.js\n    egress: none\n'), /^hosts\.web\.egress: .*only for a host with a command/);
   });
 
-  it('the program survives the launch and a damaged one is a protocol error', function () {
-    const run = encodeProgramRun({ argv: ['node', 'a.js'], cwd: '/x', egress: 'host' });
-    const launch = parseLaunch({ host: 'web', relay: 'ws://127.0.0.1:7000', token: 't', run, env: {}, idleMs: null });
+  it('the program is the launch\'s own field, validated by parseLaunch', function () {
+    const base = { host: 'web', relay: 'ws://127.0.0.1:7000', token: 't', env: {}, idleMs: null };
+    const program = { argv: ['node', 'a.js'], cwd: '/x', egress: 'host' };
+    const launch = parseLaunch(JSON.stringify({ ...base, program }));
     assert.ok(!isProtocolError(launch));
-    assert.deepEqual(decodeProgramRun(launch.run), { argv: ['node', 'a.js'], cwd: '/x', egress: 'host' });
-    assert.equal(decodeProgramRun('/srv/app/a.js'), null);
-    assert.ok(isProtocolError(decodeProgramRun('program:{"argv":[],"cwd":"/x","egress":"host"}')));
-    assert.ok(isProtocolError(decodeProgramRun('program:nope')));
+    assert.equal(launch.run, '');
+    assert.deepEqual(launch.program, program);
+    const plain = parseLaunch({ ...base, run: '/srv/app/a.js' });
+    assert.ok(!isProtocolError(plain));
+    assert.equal(plain.program, undefined);
+    const field = (v: unknown): string => {
+      const r = parseLaunch(v);
+      assert.ok(isProtocolError(r), `expected a protocol error for ${JSON.stringify(v)}`);
+      return r.field;
+    };
+    assert.equal(field({ ...base, program: { ...program, argv: [] } }), 'program.argv');
+    assert.equal(field({ ...base, program: { ...program, argv: new Array(257).fill('x') } }), 'program.argv');
+    assert.equal(field({ ...base, program: { ...program, cwd: 7 } }), 'program.cwd');
+    assert.equal(field({ ...base, program: { ...program, egress: 'all' } }), 'program.egress');
+    assert.equal(field({ ...base, program: 'program:{}' }), 'program');
+    assert.equal(field({ ...base, run: '/a.js', program }), 'run');
+    assert.equal(field({ ...base, run: '' }), 'run');
+    // The hack this replaces: a program smuggled in `run` is now just a module path.
+    const old = parseLaunch({ ...base, run: 'program:{"argv":["node"],"cwd":"/x","egress":"host"}' });
+    assert.ok(!isProtocolError(old) && old.program === undefined);
+  });
+
+  it('checkRunFiles does not look for a command host\'s module', function () {
+    const m = parseManifest('hosts:\n  web:\n    command: node server.js\n', '/nonexistent-imach');
+    assert.ok(!isManifestError(m));
+    assert.equal(checkRunFiles(m), null);
   });
 });
