@@ -1,6 +1,6 @@
 // A small client for the relay's admin HTTP API (bearer token for '@admin').
 
-import type { HostStatus, RelayEvent } from '../relay/index.js';
+import type { HostDetails, HostStatus, RelayEvent } from '../relay/index.js';
 import { CliError } from './args.js';
 
 export interface AdminTarget {
@@ -48,6 +48,18 @@ function listOf<T>(body: unknown, key: string): T[] {
 export async function getHosts(t: AdminTarget): Promise<HostStatus[]> {
   const res = await call(t, '/api/hosts');
   return listOf<HostStatus>(await res.json(), 'hosts');
+}
+
+export async function getHost(t: AdminTarget, name: string): Promise<HostDetails> {
+  const res = await call(t, `/api/hosts/${encodeURIComponent(name)}`);
+  const body = (await res.json()) as unknown;
+  if (typeof body !== 'object' || body === null || typeof (body as { name?: unknown }).name !== 'string') throw new CliError('unexpected answer from the relay (no host)');
+  return body as HostDetails;
+}
+
+export async function getMetrics(t: AdminTarget): Promise<string> {
+  const res = await call(t, '/metrics');
+  return res.text();
 }
 
 export async function getEvents(t: AdminTarget): Promise<RelayEvent[]> {

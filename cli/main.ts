@@ -2,7 +2,7 @@
 
 import { createRequire } from 'node:module';
 import { CliError, EXIT, UsageError } from './args.js';
-import { events, host, ping, ps, token } from './commands.js';
+import { describe, events, host, ping, ps, token } from './commands.js';
 import { relay, up } from './up.js';
 import { TOP, USAGE } from './usage.js';
 
@@ -14,6 +14,7 @@ const COMMANDS: Record<string, Command> = {
   host,
   token,
   ps,
+  describe,
   events,
   ping,
   'lambda-local': async (argv) => (await import('./lambda-local.js')).lambdaLocal(argv),

@@ -10,7 +10,8 @@ commands:
   relay                 run the relay only (admin API and WebSocket join)
   host <module>         join one extra host by hand, running <module>
   token <name>          mint a join token for a host (or @admin)
-  ps                    list hosts: address, state, uptime, connections, bytes, starts
+  ps                    list hosts: address, state, uptime, connections, bytes, starts, reason
+  describe <host>       one host in detail: spec, state and reason, history, last error, counters, backoff
   events                show lifecycle events (--follow to stream them)
   ping <name|address>   ping a host through the relay
   join                  put this machine on the network (TUN, or --userspace: SOCKS5, forwards, expose)
@@ -81,7 +82,17 @@ ${COMMON}
   ps: `usage: imach ps [options]
 
 List the hosts the relay knows: name, address, state, provider, uptime, connections,
-bytes in/out and starts.
+bytes in/out, starts, and the reason of the last state change (why a host failed).
+
+  --json                print the relay's JSON
+${ADMIN}
+`,
+  describe: `usage: imach describe <host> [options]
+
+Show one host in detail: its spec from the manifest, its state and the reason, its recent
+lifecycle events, its last error (a failed start or an error it reported), its counters
+(bytes, packets, drops by reason) and its start backoff. Exits 1 for a host the relay
+does not know.
 
   --json                print the relay's JSON
 ${ADMIN}

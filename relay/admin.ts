@@ -1,9 +1,12 @@
 // The JSON admin API: GET /healthz (open); with an @admin bearer token: GET /api/hosts,
-// GET /api/events (?follow=1 streams NDJSON), GET /api/counters, POST /api/ping {target}.
+// GET /api/hosts/<name> (describe), GET /api/events (?follow=1 streams NDJSON),
+// GET /api/counters, POST /api/ping {target}, GET /metrics (Prometheus text).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isTokenError, verifyToken } from './auth.js';
 import type { RelayEvent } from './events.js';
+import type { HostDetails } from './host-details.js';
+import { METRICS_CONTENT_TYPE } from './metrics.js';
 import { ADMIN_HOST, ERROR_HEADER } from './protocol.js';
 
 /** The parts of the relay the API serves. */
@@ -12,6 +15,8 @@ export interface AdminTarget {
   events(): RelayEvent[];
   onEvent(fn: (event: RelayEvent) => void): () => void;
   counters(): Record<string, number>;
+  describe(name: string): HostDetails | undefined;
+  metrics(): string;
   ping(target: string, timeoutMs?: number): Promise<{ address: string; rttMs: number }>;
   readonly network: string;
   readonly gateway: string;
@@ -83,13 +88,34 @@ export class AdminApi {
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'use GET' });
       return send(res, 200, { ok: true, network: this.relay.network, gateway: this.relay.gateway });
     }
-    if (!path.startsWith('/api/')) return send(res, 404, { error: `not found: ${path}` });
+    if (!path.startsWith('/api/') && path !== '/metrics') return send(res, 404, { error: `not found: ${path}` });
 
     const auth = req.headers.authorization;
     const m = typeof auth === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
     const claims = verifyToken(this.secret, m ? m[1] : undefined, Date.now());
     if (isTokenError(claims)) return send(res, 401, { error: claims.message });
     if (claims.h !== ADMIN_HOST) return send(res, 403, { error: `token for ${claims.h} is not an ${ADMIN_HOST} token` });
+
+    if (path === '/metrics') {
+      if (req.method !== 'GET') return send(res, 405, { error: 'use GET' });
+      const text = this.relay.metrics();
+      res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+      res.end(text);
+      return;
+    }
+    const hostPath = /^\/api\/hosts\/([^/]+)$/.exec(path);
+    if (hostPath !== null) {
+      if (req.method !== 'GET') return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+      let name: string;
+      try {
+        name = decodeURIComponent(hostPath[1]!);
+      } catch {
+        return send(res, 400, { error: 'bad host name' });
+      }
+      const d = this.relay.describe(name);
+      if (d === undefined) return send(res, 404, { error: `unknown host ${name.slice(0, 64)}` });
+      return send(res, 200, d);
+    }
 
     const route = `${req.method} ${path}`;
     switch (route) {

@@ -18,6 +18,8 @@ import { Counters } from './counters.js';
 import { DynamicPool } from './dynamic-pool.js';
 import { EventLog, type HostState, type RelayEvent } from './events.js';
 import { Gateway } from './gateway.js';
+import { describeHost, type HostDetails } from './host-details.js';
+import { Histogram, START_LATENCY_BUCKETS, renderMetrics } from './metrics.js';
 import { HostEntry } from './host.js';
 import { HostTable } from './host-table.js';
 import { LifecycleController, formatDuration, refusalAnswer, type LifecycleLimits } from './lifecycle.js';
@@ -48,6 +50,7 @@ export type { Manifest, HostSpec, ManifestError } from './manifest.js';
 export type { Provider, HostInstance, Launch } from './provider.js';
 export type { RelayEvent, HostState } from './events.js';
 export type { Logger } from './log.js';
+export type { HostDetails } from './host-details.js';
 export * from './protocol.js';
 
 export interface RelayLimits extends LifecycleLimits {
@@ -156,6 +159,10 @@ export interface Relay {
   events(): RelayEvent[];
   onEvent(fn: (event: RelayEvent) => void): () => void;
   counters(): Record<string, number>;
+  /** one host in detail (`imach describe`), or undefined for a name the relay does not know */
+  describe(name: string): HostDetails | undefined;
+  /** the Prometheus text exposition of the relay's metrics (`GET /metrics`) */
+  metrics(): string;
   ping(target: string, timeoutMs?: number): Promise<{ address: string; rttMs: number }>;
   close(): Promise<void>;
 }
@@ -191,6 +198,10 @@ export class RelayServer implements Relay, UpgradeContext {
   /** binary frames received from sessions, and sent to sessions that have closed since */
   private framesIn = 0;
   private framesOutClosed = 0;
+  /** start latency per host name, observed on each join after a start */
+  private readonly startLatency = new Map<string, Histogram>();
+  /** each host's last failure: a failed start or an error it reported */
+  private readonly lastErrors = new Map<string, { time: number; message: string }>();
   /** SHA-256 fingerprint (hex) of the TLS certificate served, when the relay serves wss:// */
   readonly certSha256: string | undefined;
 
@@ -280,6 +291,8 @@ export class RelayServer implements Relay, UpgradeContext {
       limits: this.limits,
       newBucket: (t) => this.newBucket(t),
       forgotten: (e, reason, t) => {
+        this.lastErrors.delete(e.name);
+        this.startLatency.delete(e.name);
         this.pinger.failHost(e.address, `host ${e.name} unreachable: ${reason}`);
         this.log.info('host', { host: e.name, event: 'forgotten', reason, address: e.addressText });
         this.eventLog.push({ time: new Date(t).toISOString(), host: e.name, type: 'forgotten', reason, state: 'cold' });
@@ -336,6 +349,12 @@ export class RelayServer implements Relay, UpgradeContext {
     const state: HostState = e.state;
     const event: RelayEvent = { time: new Date(now).toISOString(), host: e.name, type, reason, state };
     this.log.info('host', { host: e.name, event: type, reason, state });
+    if (type === 'failed') this.lastErrors.set(e.name, { time: now, message: reason });
+    if (type === 'joined' && e.startedAt > 0 && reason.startsWith('joined in ')) {
+      let h = this.startLatency.get(e.name);
+      if (h === undefined) this.startLatency.set(e.name, (h = new Histogram(START_LATENCY_BUCKETS)));
+      h.observe(Math.max(0, now - e.startedAt) / 1000);
+    }
     this.eventLog.push(event);
   }
 
@@ -345,6 +364,23 @@ export class RelayServer implements Relay, UpgradeContext {
 
   onEvent(fn: (event: RelayEvent) => void): () => void {
     return this.eventLog.subscribe(fn);
+  }
+
+  describe(name: string): HostDetails | undefined {
+    const e = this.table.byName(name);
+    if (e === undefined) return undefined;
+    return describeHost(e, this.eventLog.list(), this.lastErrors.get(name), this.clock());
+  }
+
+  metrics(): string {
+    let framesOut = this.framesOutClosed;
+    for (const e of this.table.entries()) framesOut += e.session?.framesOut ?? 0;
+    return renderMetrics(
+      [...this.table.entries()],
+      this.startLatency,
+      { sessions: this.sessionCount, framesIn: this.framesIn, framesOut, drops: this.counts.entries(), captureDropped: 0, captures: 0 },
+      this.clock(),
+    );
   }
 
   hosts(): HostStatus[] {
@@ -453,6 +489,7 @@ export class RelayServer implements Relay, UpgradeContext {
         break;
       case 'error':
         this.log.warn('host error', { host: entry.name, code: msg.code, message: msg.message });
+        this.lastErrors.set(entry.name, { time: now, message: `${msg.code}: ${msg.message}`.slice(0, 500) });
         break;
       default:
         // unknown or relay-to-host types: ignored (forward compatible)
