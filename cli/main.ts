@@ -17,6 +17,7 @@ const COMMANDS: Record<string, Command> = {
   describe,
   events,
   ping,
+  capture: async (argv) => (await import('./capture.js')).capture(argv),
   'lambda-local': async (argv) => (await import('./lambda-local.js')).lambdaLocal(argv),
   join: async (argv) => {
     const { runJoin } = await import('./join.js');

@@ -14,6 +14,7 @@ commands:
   describe <host>       one host in detail: spec, state and reason, history, last error, counters, backoff
   events                show lifecycle events (--follow to stream them)
   ping <name|address>   ping a host through the relay
+  capture [host ...]    capture the packets the relay routes, as pcap (-w file.pcap, or -w - | tcpdump -r -)
   join                  put this machine on the network (TUN, or --userspace: SOCKS5, forwards, expose)
   lambda-local          a local AWS Lambda (Lambda API + Runtime API) for development and tests
 
@@ -95,6 +96,21 @@ lifecycle events, its last error (a failed start or an error it reported), its c
 does not know.
 
   --json                print the relay's JSON
+${ADMIN}
+`,
+  capture: `usage: imach capture [host ...] [options]
+
+Capture the IPv4 packets the relay routes to or from these hosts (all hosts when none is
+named), as pcap (link type RAW, readable by tcpdump, tshark and Wireshark). Runs until
+--count packets, --duration, or Ctrl-C; prints how many packets it got to stderr. The relay
+never slows down for a capture: when the reader falls behind it drops packets and counts them
+(imach_relay_capture_dropped_packets_total in GET /metrics).
+
+  -w, --write <file|->  the pcap file, or - for stdout (the default when stdout is a pipe):
+                        imach capture web -w - | tcpdump -n -r -
+  -c, --count <n>       stop after n packets
+  --duration <d>        stop after this long, e.g. 30s, 5m
+  --json                print the summary as JSON (on stderr)
 ${ADMIN}
 `,
   events: `usage: imach events [options]

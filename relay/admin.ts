@@ -1,6 +1,7 @@
 // The JSON admin API: GET /healthz (open); with an @admin bearer token: GET /api/hosts,
 // GET /api/hosts/<name> (describe), GET /api/events (?follow=1 streams NDJSON),
-// GET /api/counters, POST /api/ping {target}, GET /metrics (Prometheus text).
+// GET /api/counters, POST /api/ping {target}, GET /api/capture (pcap stream),
+// GET /metrics (Prometheus text).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isTokenError, verifyToken } from './auth.js';
@@ -17,6 +18,8 @@ export interface AdminTarget {
   counters(): Record<string, number>;
   describe(name: string): HostDetails | undefined;
   metrics(): string;
+  /** stream a pcap capture to `res` (null), or say why not */
+  capture(res: ServerResponse, hosts: string[], count: number, durationMs: number): { status: number; error: string } | null;
   ping(target: string, timeoutMs?: number): Promise<{ address: string; rttMs: number }>;
   readonly network: string;
   readonly gateway: string;
@@ -121,6 +124,18 @@ export class AdminApi {
     switch (route) {
       case 'GET /api/hosts':
         return send(res, 200, { hosts: this.relay.hosts() });
+      case 'GET /api/capture': {
+        const hosts = url.searchParams.getAll('host');
+        const count = Number(url.searchParams.get('count') ?? '0');
+        const durationMs = Number(url.searchParams.get('duration') ?? '0');
+        if (hosts.length > 64 || hosts.some((h) => h.length === 0 || h.length > 255)) return send(res, 400, { error: 'host: 1 to 64 host names' });
+        if (!Number.isSafeInteger(count) || count < 0) return send(res, 400, { error: 'count must be a whole number >= 0' });
+        if (!Number.isSafeInteger(durationMs) || durationMs < 0 || durationMs > 7 * 86_400_000) return send(res, 400, { error: 'duration must be milliseconds, 0 to 7 days' });
+        const refused = this.relay.capture(res, hosts, count, durationMs);
+        if (refused !== null) return send(res, refused.status, { error: refused.error });
+        req.on('error', () => res.destroy());
+        return;
+      }
       case 'GET /api/counters':
         return send(res, 200, { counters: this.relay.counters() });
       case 'GET /api/events': {
@@ -150,7 +165,7 @@ export class AdminApi {
         }
       }
       default:
-        if (['/api/hosts', '/api/events', '/api/counters', '/api/ping'].includes(path)) return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+        if (['/api/hosts', '/api/events', '/api/counters', '/api/ping', '/api/capture'].includes(path)) return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
         return send(res, 404, { error: `not found: ${path}` });
     }
   }

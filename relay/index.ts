@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { certSha256 } from '../transport/dial.js';
@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { Counters } from './counters.js';
 import { DynamicPool } from './dynamic-pool.js';
 import { EventLog, type HostState, type RelayEvent } from './events.js';
+import { CaptureHub, DEFAULT_CAPTURE_LIMITS } from './capture.js';
 import { Gateway } from './gateway.js';
 import { describeHost, type HostDetails } from './host-details.js';
 import { Histogram, START_LATENCY_BUCKETS, renderMetrics } from './metrics.js';
@@ -202,6 +203,7 @@ export class RelayServer implements Relay, UpgradeContext {
   private readonly startLatency = new Map<string, Histogram>();
   /** each host's last failure: a failed start or an error it reported */
   private readonly lastErrors = new Map<string, { time: number; message: string }>();
+  private readonly captures: CaptureHub;
   /** SHA-256 fingerprint (hex) of the TLS certificate served, when the relay serves wss:// */
   readonly certSha256: string | undefined;
 
@@ -276,6 +278,7 @@ export class RelayServer implements Relay, UpgradeContext {
       count: (reason) => this.count(reason, null),
     });
     this.router.attachGateway(this.gw);
+    this.captures = new CaptureHub(DEFAULT_CAPTURE_LIMITS, (tap) => (this.router.tap = tap));
     this.pinger = new RelayPinger({
       table: this.table,
       gateway: net.gateway,
@@ -378,9 +381,23 @@ export class RelayServer implements Relay, UpgradeContext {
     return renderMetrics(
       [...this.table.entries()],
       this.startLatency,
-      { sessions: this.sessionCount, framesIn: this.framesIn, framesOut, drops: this.counts.entries(), captureDropped: 0, captures: 0 },
+      { sessions: this.sessionCount, framesIn: this.framesIn, framesOut, drops: this.counts.entries(), captureDropped: this.captures.dropped, captures: this.captures.running },
       this.clock(),
     );
+  }
+
+  capture(res: ServerResponse, hosts: string[], count: number, durationMs: number): { status: number; error: string } | null {
+    const addresses = new Set<number>();
+    for (const name of hosts) {
+      const e = this.table.byName(name) ?? this.table.byAddress(parseAddress(name) ?? -1);
+      if (e === undefined) return { status: 404, error: `unknown host ${name.slice(0, 64)}` };
+      addresses.add(e.address);
+    }
+    if (this.captures.full) return { status: 503, error: 'too many captures running' };
+    res.writeHead(200, { 'Content-Type': 'application/vnd.tcpdump.pcap', 'Cache-Control': 'no-store' });
+    res.flushHeaders();
+    this.captures.start(res, addresses, count, durationMs);
+    return null;
   }
 
   hosts(): HostStatus[] {
@@ -543,6 +560,7 @@ export class RelayServer implements Relay, UpgradeContext {
     if (this.ticker !== null) clearInterval(this.ticker);
     this.ticker = null;
     this.pinger.closeAll('relay closed');
+    this.captures.closeAll();
     const closed: Promise<void>[] = [];
     for (const e of this.table.entries()) {
       const s = e.session;

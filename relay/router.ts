@@ -11,6 +11,7 @@ import type { Gateway } from './gateway.js';
 import type { HostEntry } from './host.js';
 import type { HostTable } from './host-table.js';
 import type { Admission, RefusalAnswer } from './lifecycle.js';
+import type { PacketTap } from './capture.js';
 import { MALFORMED_REASONS, readDst } from './packet.js';
 import { PacketWalker } from '../transport/packet-walker.js';
 
@@ -29,6 +30,8 @@ export interface RouterEnv {
 
 export class Router {
   private gw: Gateway | null = null;
+  /** a running packet capture (null when none runs: the data path's only cost is this check) */
+  tap: PacketTap | null = null;
 
   constructor(private readonly env: RouterEnv) {}
 
@@ -59,6 +62,7 @@ export class Router {
       }
       src.packetsOut++;
       src.bytesOut += len;
+      if (this.tap !== null) this.tap.offer(w.bytes(off, off + len));
       let forwarded = false;
       if (w.src !== src.address) {
         this.env.counters.count('spoofed-source', src);
@@ -186,6 +190,7 @@ export class Router {
   private toHost(packet: Uint8Array, now: number): void {
     const dst = readDst(packet, 0);
     if (dst === this.env.gateway) return;
+    if (this.tap !== null) this.tap.offer(packet);
     const entry = this.env.table.byAddress(dst);
     if (entry === undefined) return;
     if (entry.session !== null) this.sendOne(entry, packet, now);
