@@ -1,6 +1,6 @@
 // A small client for the relay's admin HTTP API (bearer token for '@admin').
 
-import type { HostDetails, HostStatus, RelayEvent } from '../relay/index.js';
+import type { FlowRecord, HostDetails, HostStatus, RelayEvent } from '../relay/index.js';
 import { CliError } from './args.js';
 
 export interface AdminTarget {
@@ -55,6 +55,11 @@ export async function getHost(t: AdminTarget, name: string): Promise<HostDetails
   const body = (await res.json()) as unknown;
   if (typeof body !== 'object' || body === null || typeof (body as { name?: unknown }).name !== 'string') throw new CliError('unexpected answer from the relay (no host)');
   return body as HostDetails;
+}
+
+export async function getFlows(t: AdminTarget, host?: string): Promise<FlowRecord[]> {
+  const res = await call(t, host === undefined ? '/api/flows' : `/api/flows?host=${encodeURIComponent(host)}`);
+  return listOf<FlowRecord>(await res.json(), 'flows');
 }
 
 export async function getMetrics(t: AdminTarget): Promise<string> {

@@ -14,6 +14,7 @@ commands:
   describe <host>       one host in detail: spec, state and reason, history, last error, counters, backoff
   events                show lifecycle events (--follow to stream them)
   ping <name|address>   ping a host through the relay
+  flows [host]          the TCP and UDP flows the relay sees (--follow to keep redrawing)
   capture [host ...]    capture the packets the relay routes, as pcap (-w file.pcap, or -w - | tcpdump -r -)
   join                  put this machine on the network (TUN, or --userspace: SOCKS5, forwards, expose)
   lambda-local          a local AWS Lambda (Lambda API + Runtime API) for development and tests
@@ -96,6 +97,17 @@ lifecycle events, its last error (a failed start or an error it reported), its c
 does not know.
 
   --json                print the relay's JSON
+${ADMIN}
+`,
+  flows: `usage: imach flows [host] [options]
+
+List the TCP and UDP flows the relay sees (all, or those of one host), most recently active
+first: protocol, source (the side that sent the first packet seen) and destination, state
+from the TCP flags (syn-sent, syn-received, established, closing, closed, reset; udp:
+active), bytes/packets each way, age and time since the last packet.
+
+  --follow, -f          redraw every second until Ctrl-C
+  --json                print the relay's JSON (one line per redraw with --follow)
 ${ADMIN}
 `,
   capture: `usage: imach capture [host ...] [options]

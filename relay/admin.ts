@@ -1,11 +1,12 @@
 // The JSON admin API: GET /healthz (open); with an @admin bearer token: GET /api/hosts,
 // GET /api/hosts/<name> (describe), GET /api/events (?follow=1 streams NDJSON),
-// GET /api/counters, POST /api/ping {target}, GET /api/capture (pcap stream),
+// GET /api/counters, POST /api/ping {target}, GET /api/capture (pcap stream), GET /api/flows,
 // GET /metrics (Prometheus text).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isTokenError, verifyToken } from './auth.js';
 import type { RelayEvent } from './events.js';
+import type { FlowRecord } from './flows.js';
 import type { HostDetails } from './host-details.js';
 import { METRICS_CONTENT_TYPE } from './metrics.js';
 import { ADMIN_HOST, ERROR_HEADER } from './protocol.js';
@@ -18,6 +19,7 @@ export interface AdminTarget {
   counters(): Record<string, number>;
   describe(name: string): HostDetails | undefined;
   metrics(): string;
+  flows(host?: string): FlowRecord[] | undefined;
   /** stream a pcap capture to `res` (null), or say why not */
   capture(res: ServerResponse, hosts: string[], count: number, durationMs: number): { status: number; error: string } | null;
   ping(target: string, timeoutMs?: number): Promise<{ address: string; rttMs: number }>;
@@ -136,6 +138,12 @@ export class AdminApi {
         req.on('error', () => res.destroy());
         return;
       }
+      case 'GET /api/flows': {
+        const host = url.searchParams.get('host') ?? undefined;
+        const flows = this.relay.flows(host);
+        if (flows === undefined) return send(res, 404, { error: `unknown host ${(host ?? '').slice(0, 64)}` });
+        return send(res, 200, { flows });
+      }
       case 'GET /api/counters':
         return send(res, 200, { counters: this.relay.counters() });
       case 'GET /api/events': {
@@ -165,7 +173,7 @@ export class AdminApi {
         }
       }
       default:
-        if (['/api/hosts', '/api/events', '/api/counters', '/api/ping', '/api/capture'].includes(path)) return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+        if (['/api/hosts', '/api/events', '/api/counters', '/api/ping', '/api/capture', '/api/flows'].includes(path)) return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
         return send(res, 404, { error: `not found: ${path}` });
     }
   }

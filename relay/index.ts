@@ -18,6 +18,7 @@ import { Counters } from './counters.js';
 import { DynamicPool } from './dynamic-pool.js';
 import { EventLog, type HostState, type RelayEvent } from './events.js';
 import { CaptureHub, DEFAULT_CAPTURE_LIMITS } from './capture.js';
+import { FlowTable, type FlowRecord } from './flows.js';
 import { Gateway } from './gateway.js';
 import { describeHost, type HostDetails } from './host-details.js';
 import { Histogram, START_LATENCY_BUCKETS, renderMetrics } from './metrics.js';
@@ -52,6 +53,7 @@ export type { Provider, HostInstance, Launch } from './provider.js';
 export type { RelayEvent, HostState } from './events.js';
 export type { Logger } from './log.js';
 export type { HostDetails } from './host-details.js';
+export type { FlowRecord } from './flows.js';
 export * from './protocol.js';
 
 export interface RelayLimits extends LifecycleLimits {
@@ -162,6 +164,8 @@ export interface Relay {
   counters(): Record<string, number>;
   /** one host in detail (`imach describe`), or undefined for a name the relay does not know */
   describe(name: string): HostDetails | undefined;
+  /** the TCP and UDP flows the relay sees, most recent first (all, or those of one host); undefined for an unknown host */
+  flows(host?: string): FlowRecord[] | undefined;
   /** the Prometheus text exposition of the relay's metrics (`GET /metrics`) */
   metrics(): string;
   ping(target: string, timeoutMs?: number): Promise<{ address: string; rttMs: number }>;
@@ -204,6 +208,7 @@ export class RelayServer implements Relay, UpgradeContext {
   /** each host's last failure: a failed start or an error it reported */
   private readonly lastErrors = new Map<string, { time: number; message: string }>();
   private readonly captures: CaptureHub;
+  private readonly flowTable = new FlowTable();
   /** SHA-256 fingerprint (hex) of the TLS certificate served, when the relay serves wss:// */
   readonly certSha256: string | undefined;
 
@@ -278,6 +283,7 @@ export class RelayServer implements Relay, UpgradeContext {
       count: (reason) => this.count(reason, null),
     });
     this.router.attachGateway(this.gw);
+    this.router.flows = this.flowTable;
     this.captures = new CaptureHub(DEFAULT_CAPTURE_LIMITS, (tap) => (this.router.tap = tap));
     this.pinger = new RelayPinger({
       table: this.table,
@@ -381,9 +387,15 @@ export class RelayServer implements Relay, UpgradeContext {
     return renderMetrics(
       [...this.table.entries()],
       this.startLatency,
-      { sessions: this.sessionCount, framesIn: this.framesIn, framesOut, drops: this.counts.entries(), captureDropped: this.captures.dropped, captures: this.captures.running },
+      { sessions: this.sessionCount, framesIn: this.framesIn, framesOut, drops: this.counts.entries(), captureDropped: this.captures.dropped, captures: this.captures.running, flows: this.flowTable.size, flowsUntracked: this.flowTable.untracked },
       this.clock(),
     );
+  }
+
+  flows(host?: string): FlowRecord[] | undefined {
+    if (host === undefined) return this.flowTable.list(this.clock());
+    const e = this.table.byName(host) ?? this.table.byAddress(parseAddress(host) ?? -1);
+    return e === undefined ? undefined : this.flowTable.list(this.clock(), e.address);
   }
 
   capture(res: ServerResponse, hosts: string[], count: number, durationMs: number): { status: number; error: string } | null {
@@ -539,6 +551,7 @@ export class RelayServer implements Relay, UpgradeContext {
     const now = this.clock();
     this.lifecycle.tick(this.table.entries(), now);
     this.pool.sweep(now);
+    this.flowTable.sweep(now);
     if (now - this.lastPingRound >= this.limits.pingIntervalMs) {
       this.lastPingRound = now;
       for (const e of this.table.routed()) {

@@ -39,6 +39,9 @@ export interface RelayTotals {
   /** packets a running capture could not keep (a slow reader) */
   captureDropped: number;
   captures: number;
+  /** flows in the flow table, and packets of flows it had no room for */
+  flows: number;
+  flowsUntracked: number;
 }
 
 /** Prometheus label values: backslash, double quote and newline escaped. */
@@ -127,5 +130,7 @@ export function renderMetrics(hosts: readonly HostEntry[], latency: ReadonlyMap<
   for (const [reason, n] of totals.drops) x.sample('imach_relay_drops_total', { reason }, n);
   relay('imach_relay_captures', 'gauge', 'Packet captures running.', totals.captures);
   relay('imach_relay_capture_dropped_packets_total', 'counter', 'Packets captures could not keep because their reader was slow.', totals.captureDropped);
+  relay('imach_relay_flows', 'gauge', 'TCP and UDP flows in the relay\'s flow table.', totals.flows);
+  relay('imach_relay_flows_untracked_packets_total', 'counter', 'Packets of new flows not tracked because the flow table was full.', totals.flowsUntracked);
   return x.text();
 }

@@ -12,8 +12,12 @@ import type { HostEntry } from './host.js';
 import type { HostTable } from './host-table.js';
 import type { Admission, RefusalAnswer } from './lifecycle.js';
 import type { PacketTap } from './capture.js';
+import type { FlowTable } from './flows.js';
 import { MALFORMED_REASONS, readDst } from './packet.js';
 import { PacketWalker } from '../transport/packet-walker.js';
+
+/** IPv4 header with options (60) and the TCP flags (14): what the flow table reads */
+const FLOW_HEADER_BYTES = 74;
 
 export interface RouterEnv {
   readonly table: HostTable;
@@ -32,6 +36,8 @@ export class Router {
   private gw: Gateway | null = null;
   /** a running packet capture (null when none runs: the data path's only cost is this check) */
   tap: PacketTap | null = null;
+  /** the flow table (`imach flows`), fed the headers of every packet a host sends */
+  flows: FlowTable | null = null;
 
   constructor(private readonly env: RouterEnv) {}
 
@@ -63,6 +69,7 @@ export class Router {
       src.packetsOut++;
       src.bytesOut += len;
       if (this.tap !== null) this.tap.offer(w.bytes(off, off + len));
+      if (this.flows !== null) this.flows.observe(w.bytes(off, off + (len < FLOW_HEADER_BYTES ? len : FLOW_HEADER_BYTES)), len, now);
       let forwarded = false;
       if (w.src !== src.address) {
         this.env.counters.count('spoofed-source', src);

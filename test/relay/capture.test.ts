@@ -135,6 +135,24 @@ describe('relay capture', function () {
       assert.match(r.stdout, /hello capture/);
       assert.doesNotMatch(r.stdout, /\.5555 /, 'c to b is not a\'s traffic');
       assert.equal(readFileSync(file).length, 24 + 3 * 16 + 40 + 40 + 53);
+
+      // the same connection in the flow table, and in imach flows
+      const flow = relay.flows('a')!.find((f) => f.src === `${a.address}:40000`);
+      assert.deepEqual(
+        { ...flow, ageMs: 0, idleMs: 0 },
+        { protocol: 'tcp', src: `${a.address}:40000`, dst: `${b.address}:8080`, state: 'established', packetsOut: 2, bytesOut: 93, packetsIn: 1, bytesIn: 40, ageMs: 0, idleMs: 0 },
+      );
+      const listed = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+        const p = spawn(process.execPath, [CLI, 'flows', 'a'], { env: { PATH: process.env.PATH ?? '', IMACH_SECRET: SECRET, IMACH_RELAY: relay.url }, stdio: ['ignore', 'pipe', 'ignore'] });
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        p.on('close', (code) => resolve({ code, stdout: out }));
+      });
+      assert.equal(listed.code, 0);
+      const rows = listed.stdout.trim().split('\n');
+      assert.match(rows[0]!, /^PROTO\s+SRC\s+DST\s+STATE\s+OUT\(B\/PKTS\)\s+IN\(B\/PKTS\)\s+AGE\s+IDLE$/);
+      assert.equal(rows.length, 2, 'c to b is not a\'s flow');
+      assert.match(rows[1]!, new RegExp(`^tcp\\s+${a.address.replace(/\./g, '\\.')}:40000\\s+${b.address.replace(/\./g, '\\.')}:8080\\s+established\\s+93B/2\\s+40B/1\\s`));
     });
 
     it('streams to stdout for | tcpdump -r -, and an unknown host is refused', async function () {
