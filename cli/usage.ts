@@ -14,6 +14,7 @@ commands:
   describe <host>       one host in detail: spec, state and reason, history, last error, counters, backoff
   events                show lifecycle events (--follow to stream them)
   ping <name|address>   ping a host through the relay
+  logs <host>           a host's output, collected by the relay (-f to follow, --since 10m)
   flows [host]          the TCP and UDP flows the relay sees (--follow to keep redrawing)
   capture [host ...]    capture the packets the relay routes, as pcap (-w file.pcap, or -w - | tcpdump -r -)
   join                  put this machine on the network (TUN, or --userspace: SOCKS5, forwards, expose)
@@ -97,6 +98,16 @@ lifecycle events, its last error (a failed start or an error it reported), its c
 does not know.
 
   --json                print the relay's JSON
+${ADMIN}
+`,
+  logs: `usage: imach logs <host> [options]
+
+Print a host's output (stdout and stderr lines of its instances, marked E for stderr) as the
+relay collected it from its provider: the last 1000 lines per host are kept.
+
+  --follow, -f          keep printing new lines until Ctrl-C
+  --since <d>           only lines from this long ago, e.g. 90s, 10m, 1h
+  --json                print JSON lines {time, host, stream, line}
 ${ADMIN}
 `,
   flows: `usage: imach flows [host] [options]

@@ -1,6 +1,7 @@
 // The JSON admin API: GET /healthz (open); with an @admin bearer token: GET /api/hosts,
 // GET /api/hosts/<name> (describe), GET /api/events (?follow=1 streams NDJSON),
 // GET /api/counters, POST /api/ping {target}, GET /api/capture (pcap stream), GET /api/flows,
+// GET /api/logs/<name> (?follow=1 streams NDJSON),
 // GET /metrics (Prometheus text).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -8,6 +9,7 @@ import { isTokenError, verifyToken } from './auth.js';
 import type { RelayEvent } from './events.js';
 import type { FlowRecord } from './flows.js';
 import type { HostDetails } from './host-details.js';
+import type { LogLine } from './host-logs.js';
 import { METRICS_CONTENT_TYPE } from './metrics.js';
 import { ADMIN_HOST, ERROR_HEADER } from './protocol.js';
 
@@ -20,6 +22,8 @@ export interface AdminTarget {
   describe(name: string): HostDetails | undefined;
   metrics(): string;
   flows(host?: string): FlowRecord[] | undefined;
+  logs(host: string, since?: number): LogLine[] | undefined;
+  onLog(fn: (line: LogLine) => void): () => void;
   /** stream a pcap capture to `res` (null), or say why not */
   capture(res: ServerResponse, hosts: string[], count: number, durationMs: number): { status: number; error: string } | null;
   ping(target: string, timeoutMs?: number): Promise<{ address: string; rttMs: number }>;
@@ -108,6 +112,23 @@ export class AdminApi {
       res.end(text);
       return;
     }
+    const logPath = /^\/api\/logs\/([^/]+)$/.exec(path);
+    if (logPath !== null) {
+      if (req.method !== 'GET') return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+      let name: string;
+      try {
+        name = decodeURIComponent(logPath[1]!);
+      } catch {
+        return send(res, 400, { error: 'bad host name' });
+      }
+      const since = Number(url.searchParams.get('since') ?? '0');
+      if (!Number.isFinite(since) || since < 0) return send(res, 400, { error: 'since must be a time in ms since the epoch' });
+      const lines = this.relay.logs(name, since);
+      if (lines === undefined) return send(res, 404, { error: `unknown host ${name.slice(0, 64)}` });
+      const follow = url.searchParams.get('follow');
+      if (follow !== '1' && follow !== 'true') return send(res, 200, { lines });
+      return this.followLogs(req, res, name, lines);
+    }
     const hostPath = /^\/api\/hosts\/([^/]+)$/.exec(path);
     if (hostPath !== null) {
       if (req.method !== 'GET') return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
@@ -176,6 +197,25 @@ export class AdminApi {
         if (['/api/hosts', '/api/events', '/api/counters', '/api/ping', '/api/capture', '/api/flows'].includes(path)) return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
         return send(res, 404, { error: `not found: ${path}` });
     }
+  }
+
+  private followLogs(req: IncomingMessage, res: ServerResponse, host: string, past: LogLine[]): void {
+    if (this.followers >= this.maxFollowers) return send(res, 503, { error: 'too many followers' });
+    this.followers++;
+    res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Cache-Control': 'no-store' });
+    res.flushHeaders();
+    for (const l of past) res.write(JSON.stringify(l) + '\n');
+    const off = this.relay.onLog((l) => {
+      if (l.host !== host) return;
+      // a follower that cannot keep up is cut off rather than buffered without bound
+      if (res.writableLength > 1024 * 1024) res.destroy();
+      else res.write(JSON.stringify(l) + '\n');
+    });
+    res.once('close', () => {
+      off();
+      this.followers--;
+    });
+    req.on('error', () => res.destroy());
   }
 
   private follow(req: IncomingMessage, res: ServerResponse): void {

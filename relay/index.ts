@@ -20,6 +20,7 @@ import { EventLog, type HostState, type RelayEvent } from './events.js';
 import { CaptureHub, DEFAULT_CAPTURE_LIMITS } from './capture.js';
 import { FlowTable, type FlowRecord } from './flows.js';
 import { Gateway } from './gateway.js';
+import { HostLogs, type LogLine } from './host-logs.js';
 import { describeHost, type HostDetails } from './host-details.js';
 import { Histogram, START_LATENCY_BUCKETS, renderMetrics } from './metrics.js';
 import { HostEntry } from './host.js';
@@ -54,6 +55,7 @@ export type { RelayEvent, HostState } from './events.js';
 export type { Logger } from './log.js';
 export type { HostDetails } from './host-details.js';
 export type { FlowRecord } from './flows.js';
+export type { LogLine } from './host-logs.js';
 export * from './protocol.js';
 
 export interface RelayLimits extends LifecycleLimits {
@@ -164,6 +166,12 @@ export interface Relay {
   counters(): Record<string, number>;
   /** one host in detail (`imach describe`), or undefined for a name the relay does not know */
   describe(name: string): HostDetails | undefined;
+  /** An output line of a host's instance (providers' output goes here); lines of unknown hosts are dropped. */
+  hostOutput(host: string, stream: 'stdout' | 'stderr', line: string): void;
+  /** a host's collected output since `since` (ms), oldest first; undefined for an unknown host */
+  logs(host: string, since?: number): LogLine[] | undefined;
+  /** every new output line, of all hosts */
+  onLog(fn: (line: LogLine) => void): () => void;
   /** the TCP and UDP flows the relay sees, most recent first (all, or those of one host); undefined for an unknown host */
   flows(host?: string): FlowRecord[] | undefined;
   /** the Prometheus text exposition of the relay's metrics (`GET /metrics`) */
@@ -209,6 +217,7 @@ export class RelayServer implements Relay, UpgradeContext {
   private readonly lastErrors = new Map<string, { time: number; message: string }>();
   private readonly captures: CaptureHub;
   private readonly flowTable = new FlowTable();
+  private readonly hostLogs = new HostLogs();
   /** SHA-256 fingerprint (hex) of the TLS certificate served, when the relay serves wss:// */
   readonly certSha256: string | undefined;
 
@@ -301,6 +310,7 @@ export class RelayServer implements Relay, UpgradeContext {
       newBucket: (t) => this.newBucket(t),
       forgotten: (e, reason, t) => {
         this.lastErrors.delete(e.name);
+        this.hostLogs.forget(e.name);
         this.startLatency.delete(e.name);
         this.pinger.failHost(e.address, `host ${e.name} unreachable: ${reason}`);
         this.log.info('host', { host: e.name, event: 'forgotten', reason, address: e.addressText });
@@ -390,6 +400,20 @@ export class RelayServer implements Relay, UpgradeContext {
       { sessions: this.sessionCount, framesIn: this.framesIn, framesOut, drops: this.counts.entries(), captureDropped: this.captures.dropped, captures: this.captures.running, flows: this.flowTable.size, flowsUntracked: this.flowTable.untracked },
       this.clock(),
     );
+  }
+
+  hostOutput(host: string, stream: 'stdout' | 'stderr', line: string): void {
+    if (this.table.byName(host) === undefined) return;
+    this.hostLogs.push(host, stream, line, this.clock());
+  }
+
+  logs(host: string, since = 0): LogLine[] | undefined {
+    if (this.table.byName(host) === undefined) return undefined;
+    return this.hostLogs.list(host, since);
+  }
+
+  onLog(fn: (line: LogLine) => void): () => void {
+    return this.hostLogs.subscribe((l) => fn(l));
   }
 
   flows(host?: string): FlowRecord[] | undefined {
