@@ -1,12 +1,14 @@
 // The JSON admin API: GET /healthz (open); with an @admin bearer token: GET /api/hosts,
 // GET /api/hosts/<name> (describe), GET /api/events (?follow=1 streams NDJSON),
 // GET /api/counters, POST /api/ping {target}, GET /api/capture (pcap stream), GET /api/flows,
-// GET /api/logs/<name> (?follow=1 streams NDJSON),
+// GET /api/logs/<name> (?follow=1 streams NDJSON), GET /api/stream (the dashboard's
+// server-sent events); GET / and /dashboard.js (the dashboard page, open),
 // GET /metrics (Prometheus text).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isTokenError, verifyToken } from './auth.js';
 import type { RelayEvent } from './events.js';
+import { serveDashboardAsset, streamDashboard } from './dashboard.js';
 import type { FlowRecord } from './flows.js';
 import type { HostDetails } from './host-details.js';
 import type { LogLine } from './host-logs.js';
@@ -97,6 +99,8 @@ export class AdminApi {
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'use GET' });
       return send(res, 200, { ok: true, network: this.relay.network, gateway: this.relay.gateway });
     }
+    // the page and its script hold no data: the token is asked for by the page itself
+    if (req.method === 'GET' && serveDashboardAsset(path, res)) return;
     if (!path.startsWith('/api/') && path !== '/metrics') return send(res, 404, { error: `not found: ${path}` });
 
     const auth = req.headers.authorization;
@@ -159,6 +163,11 @@ export class AdminApi {
         req.on('error', () => res.destroy());
         return;
       }
+      case 'GET /api/stream': {
+        if (this.followers >= this.maxFollowers) return send(res, 503, { error: 'too many followers' });
+        this.followers++;
+        return streamDashboard(this.relay, req, res, () => this.followers--);
+      }
       case 'GET /api/flows': {
         const host = url.searchParams.get('host') ?? undefined;
         const flows = this.relay.flows(host);
@@ -194,7 +203,7 @@ export class AdminApi {
         }
       }
       default:
-        if (['/api/hosts', '/api/events', '/api/counters', '/api/ping', '/api/capture', '/api/flows'].includes(path)) return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+        if (['/api/hosts', '/api/events', '/api/counters', '/api/ping', '/api/capture', '/api/flows', '/api/stream'].includes(path)) return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
         return send(res, 404, { error: `not found: ${path}` });
     }
   }
