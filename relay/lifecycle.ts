@@ -259,6 +259,7 @@ export class LifecycleController {
     };
     const pin = this.env.relayCertSha256?.();
     if (pin !== undefined) launch.relayCertSha256 = pin;
+    if (spec.perf === true) launch.perf = true;
     let started: Promise<HostInstance>;
     try {
       started = provider.start(launch);

@@ -19,6 +19,8 @@ export interface HostSpec {
   idleMs: number | null;
   env: Record<string, string>;
   startTimeoutMs: number;
+  /** `perf: true`: the host's runtime answers iperf3 on port 5201 */
+  perf?: boolean;
 }
 
 export interface Manifest {
@@ -299,7 +301,8 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
     if (!isDnsLabel(raw.name)) fail(raw.field, raw.name, 'host names must be DNS labels (a-z, 0-9, -; at most 63)');
     if (seen.has(raw.name)) fail(raw.field, raw.name, 'duplicate host name');
     seen.add(raw.name);
-    checkKeys(raw.body, raw.field, ['run', 'address', 'provider', 'idle', 'env', 'startTimeout', ...PROGRAM_KEYS]);
+    checkKeys(raw.body, raw.field, ['run', 'address', 'provider', 'idle', 'env', 'startTimeout', 'perf', ...PROGRAM_KEYS]);
+    if (raw.body.perf !== undefined && typeof raw.body.perf !== 'boolean') fail(`${raw.field}.perf`, raw.body.perf, 'expected true or false');
     if (raw.body.address !== undefined) {
       const a = raw.body.address;
       const n = typeof a === 'string' ? parseAddress(a) : null;
@@ -341,7 +344,9 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
         else fail(`${raw.field}.env.${k}`, val, 'expected a string');
       }
     }
-    return { name: raw.name, run, address: formatAddress(address), provider: provider as ProviderName, idleMs, env, startTimeoutMs };
+    const spec: HostSpec = { name: raw.name, run, address: formatAddress(address), provider: provider as ProviderName, idleMs, env, startTimeoutMs };
+    if (b.perf === true) spec.perf = true;
+    return spec;
   });
 
   return {

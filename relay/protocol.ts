@@ -123,6 +123,8 @@ export interface Launch {
    * trusts exactly that certificate, with no CA (a self-signed relay).
    */
   relayCertSha256?: string;
+  /** answer iperf3 on port 5201 (the manifest's `perf: true`) */
+  perf?: boolean;
 }
 
 /**
@@ -314,11 +316,15 @@ export function parseLaunch(input: string | unknown): Launch | ProtocolError {
   if (isProtocolError(idleMs)) return idleMs;
   const mtu = v.mtu === undefined ? DEFAULT_MTU : count(v, 'mtu');
   if (isProtocolError(mtu)) return mtu;
-  if (v.relayCertSha256 === undefined) return { host, relay, token, run, env, idleMs, mtu };
+  if (v.perf !== undefined && typeof v.perf !== 'boolean') return perr('perf', 'perf must be true or false');
+  const launch: Launch = { host, relay, token, run, env, idleMs, mtu };
+  if (v.perf === true) launch.perf = true;
+  if (v.relayCertSha256 === undefined) return launch;
   const pin = str(v, 'relayCertSha256', 128);
   if (isProtocolError(pin)) return pin;
   if (!/^(?:[0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/.test(pin)) return perr('relayCertSha256', 'relayCertSha256 must be a SHA-256 fingerprint (64 hex digits)');
-  return { host, relay, token, run, env, idleMs, mtu, relayCertSha256: pin };
+  launch.relayCertSha256 = pin;
+  return launch;
 }
 
 // ---- tokens ----
