@@ -17,6 +17,7 @@ const COMMANDS: Record<string, Command> = {
   describe,
   events,
   ping,
+  perf: async (argv) => (await import('./perf.js')).perf(argv),
   logs: async (argv) => (await import('./logs.js')).logs(argv),
   flows: async (argv) => (await import('./flows.js')).flows(argv),
   capture: async (argv) => (await import('./capture.js')).capture(argv),

@@ -16,6 +16,7 @@ commands:
   ping <name|address>   ping a host through the relay
   logs <host>           a host's output, collected by the relay (-f to follow, --since 10m)
   flows [host]          the TCP and UDP flows the relay sees (--follow to keep redrawing)
+  perf <host|address>   throughput both ways and round-trip percentiles to a host (perf: true)
   capture [host ...]    capture the packets the relay routes, as pcap (-w file.pcap, or -w - | tcpdump -r -)
   join                  put this machine on the network (TUN, or --userspace: SOCKS5, forwards, expose)
   lambda-local          a local AWS Lambda (Lambda API + Runtime API) for development and tests
@@ -119,6 +120,20 @@ active), bytes/packets each way, age and time since the last packet.
 
   --follow, -f          redraw every second until Ctrl-C
   --json                print the relay's JSON (one line per redraw with --follow)
+${ADMIN}
+`,
+  perf: `usage: imach perf <host|address> [options]
+
+Measure the network between this machine and a host the way a user benchmarks an app:
+TCP throughput to the host and back (iperf3's protocol, the figures compare with
+'iperf3 -c'), and round-trip percentiles (p50, p90, p99) of TCP handshakes. This machine
+must be joined (imach join), and the host's manifest entry must say perf: true (it then
+answers iperf3 on port 5201; a cold host is started by the first connection).
+
+  -t, --time <d>        seconds of transfer each way (default 3s)
+  --pings <n>           handshakes timed for the round trip (default 50)
+  --port <n>            the host's iperf3 port (default 5201)
+  --json                print the report as JSON
 ${ADMIN}
 `,
   capture: `usage: imach capture [host ...] [options]

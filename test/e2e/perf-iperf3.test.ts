@@ -57,6 +57,19 @@ describe('perf: true: a host answers iperf3 (Debian iperf3 -c from a joined name
     });
   }
 
+  it('imach perf --json reports throughput both ways and round-trip percentiles from the joined namespace', async () => {
+    const r = await ns!.exec(process.execPath, [cliPath, 'perf', '10.77.0.10', '-t', '1', '--pings', '20', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { address: string; uploadBps: number; downloadBps: number; rttMs: { samples: number; min: number; p50: number; p90: number; p99: number; max: number } };
+    assert.equal(report.address, '10.77.0.10');
+    assert.ok(report.uploadBps > 1e6, `upload ${report.uploadBps} bit/s`);
+    assert.ok(report.downloadBps > 1e6, `download ${report.downloadBps} bit/s`);
+    const q = report.rttMs;
+    assert.equal(q.samples, 20);
+    assert.ok(q.min > 0 && q.min <= q.p50 && q.p50 <= q.p90 && q.p90 <= q.p99 && q.p99 <= q.max, JSON.stringify(q));
+    process.stderr.write(`      imach perf: up ${(report.uploadBps / 1e6).toFixed(0)} Mbit/s, down ${(report.downloadBps / 1e6).toFixed(0)} Mbit/s, rtt p50 ${q.p50} ms p99 ${q.p99} ms\n`);
+  });
+
   it('a UDP test is refused, and the host keeps answering', async () => {
     const r = await ns!.exec('iperf3', ['-c', '10.77.0.10', '-u', '-t', '1']);
     assert.notEqual(r.code, 0);
