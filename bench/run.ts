@@ -7,7 +7,7 @@ const usage = `usage: npm run bench -- [--only GROUP[,GROUP]] [--quick]
 
 Groups: netstack (two stacks in one process), micro (checksum, IPv4 and TCP header parse
 and emit, with Benchmark.js), codec (the WebSocket codec: what masking costs), relay (hosts
-through the relay), cold (SYN to a cold local host: first start after boot, back to back),
+through the relay), capture (relay forwarding with and without a running capture), cold (SYN to a cold local host: first start after boot, back to back),
 join (a kernel through TUN; needs root, /dev/net/tun and the addon),
 lambda (start latency through lambda-local), http (express with autocannon through TUN: a
 command: host against kernel loopback; needs root, /dev/net/tun and the addon).
@@ -24,6 +24,7 @@ async function groups(): Promise<Record<string, Group>> {
   found.codec = (await import('./codec.js')).runCodecBench;
   for (const [name, file, fn] of [
     ['relay', './relay.js', 'runRelayBench'],
+    ['capture', './capture.js', 'runCaptureBench'],
     ['cold', './cold-start.js', 'runColdStartBench'],
     ['join', './join.js', 'runJoinBench'],
     ['lambda', './lambda.js', 'runLambdaBench'],

@@ -1,6 +1,6 @@
 // A small client for the relay's admin HTTP API (bearer token for '@admin').
 
-import type { HostStatus, RelayEvent } from '../relay/index.js';
+import type { FlowRecord, HostDetails, HostStatus, LogLine, RelayEvent } from '../relay/index.js';
 import { CliError } from './args.js';
 
 export interface AdminTarget {
@@ -50,14 +50,51 @@ export async function getHosts(t: AdminTarget): Promise<HostStatus[]> {
   return listOf<HostStatus>(await res.json(), 'hosts');
 }
 
+export async function getHost(t: AdminTarget, name: string): Promise<HostDetails> {
+  const res = await call(t, `/api/hosts/${encodeURIComponent(name)}`);
+  const body = (await res.json()) as unknown;
+  if (typeof body !== 'object' || body === null || typeof (body as { name?: unknown }).name !== 'string') throw new CliError('unexpected answer from the relay (no host)');
+  return body as HostDetails;
+}
+
+export async function getFlows(t: AdminTarget, host?: string): Promise<FlowRecord[]> {
+  const res = await call(t, host === undefined ? '/api/flows' : `/api/flows?host=${encodeURIComponent(host)}`);
+  return listOf<FlowRecord>(await res.json(), 'flows');
+}
+
+export async function getMetrics(t: AdminTarget): Promise<string> {
+  const res = await call(t, '/metrics');
+  return res.text();
+}
+
 export async function getEvents(t: AdminTarget): Promise<RelayEvent[]> {
   const res = await call(t, '/api/events');
   return listOf<RelayEvent>(await res.json(), 'events');
 }
 
+export async function getLogs(t: AdminTarget, host: string, since: number): Promise<LogLine[]> {
+  const res = await call(t, `/api/logs/${encodeURIComponent(host)}?since=${since}`);
+  return listOf<LogLine>(await res.json(), 'lines');
+}
+
+/** Stream a host's output lines (NDJSON) until the signal fires or the relay ends the stream. */
+export function followLogs(t: AdminTarget, host: string, since: number, onLine: (l: LogLine) => void, signal: AbortSignal): Promise<void> {
+  return followNdjson<LogLine>(t, `/api/logs/${encodeURIComponent(host)}?since=${since}&follow=1`, onLine, signal, 'log stream');
+}
+
 /** Stream events (NDJSON) until the signal fires or the relay ends the stream. */
-export async function followEvents(t: AdminTarget, onEvent: (e: RelayEvent) => void, signal: AbortSignal): Promise<void> {
-  const res = await call(t, '/api/events?follow=1', { signal });
+export function followEvents(t: AdminTarget, onEvent: (e: RelayEvent) => void, signal: AbortSignal): Promise<void> {
+  return followNdjson<RelayEvent>(t, '/api/events?follow=1', onEvent, signal, 'event stream');
+}
+
+async function followNdjson<T>(t: AdminTarget, path: string, onEvent: (e: T) => void, signal: AbortSignal, what: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await call(t, path, { signal });
+  } catch (e) {
+    if (signal.aborted) return;
+    throw e;
+  }
   if (!res.body) return;
   const decoder = new TextDecoder();
   let buf = '';
@@ -70,7 +107,7 @@ export async function followEvents(t: AdminTarget, onEvent: (e: RelayEvent) => v
         buf = buf.slice(nl + 1);
         if (!line) continue;
         try {
-          onEvent(JSON.parse(line) as RelayEvent);
+          onEvent(JSON.parse(line) as T);
         } catch {
           // a line that is not JSON (keep-alive or garbage) is skipped
         }
@@ -78,7 +115,7 @@ export async function followEvents(t: AdminTarget, onEvent: (e: RelayEvent) => v
       if (buf.length > 1 << 20) buf = '';
     }
   } catch (e) {
-    if (!signal.aborted) throw new CliError(`event stream ended: ${(e as Error).message}`);
+    if (!signal.aborted) throw new CliError(`${what} ended: ${(e as Error).message}`);
   }
 }
 

@@ -1,4 +1,4 @@
-// `imach host`, `token`, `ps`, `events` and `ping`.
+// `imach host`, `token`, `ps`, `describe`, `events` and `ping`.
 
 import { basename, extname, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
@@ -7,10 +7,10 @@ import { HostRuntime } from '../hostfn/runtime.js';
 import { mintToken } from '../relay/auth.js';
 import { isDnsLabel } from '../relay/manifest.js';
 import { ADMIN_HOST, DEFAULT_MTU, DEFAULT_TOKEN_TTL_S, peekTokenHost } from '../relay/protocol.js';
-import { followEvents, getEvents, getHosts, ping as pingOnce } from './admin-client.js';
+import { followEvents, getEvents, getHost, getHosts, ping as pingOnce } from './admin-client.js';
 import { CliError, EXIT, UsageError, flag, parseCommand, parseDuration, parsePositiveInt, str, type Parsed } from './args.js';
 import { adminTarget, manifestPath, readManifest, relayUrl, secret, stateDir } from './config.js';
-import { bytes, duration, eventLine, table } from './format.js';
+import { bytes, describeText, duration, eventLine, table } from './format.js';
 import { USAGE } from './usage.js';
 
 const ADMIN_FLAGS = {
@@ -105,8 +105,23 @@ export async function ps(argv: string[]): Promise<number> {
     bytes(h.bytesIn),
     bytes(h.bytesOut),
     String(h.starts),
+    h.lastReason.length > 0 ? h.lastReason : '-',
   ]);
-  process.stdout.write(table(['NAME', 'ADDRESS', 'STATE', 'PROVIDER', 'UPTIME', 'CONNS', 'IN', 'OUT', 'STARTS'], rows));
+  process.stdout.write(table(['NAME', 'ADDRESS', 'STATE', 'PROVIDER', 'UPTIME', 'CONNS', 'IN', 'OUT', 'STARTS', 'REASON'], rows));
+  return EXIT.ok;
+}
+
+export async function describe(argv: string[]): Promise<number> {
+  const p = parseCommand('describe', argv, { ...ADMIN_FLAGS, json: { type: 'boolean' } }, 1);
+  if (p.help) return help('describe');
+  const name = p.positionals[0];
+  if (name === undefined) throw new UsageError('missing host name', 'describe');
+  const d = await getHost(await target(p), name);
+  if (flag(p, 'json')) {
+    process.stdout.write(JSON.stringify(d, null, 2) + '\n');
+    return EXIT.ok;
+  }
+  process.stdout.write(describeText(d));
   return EXIT.ok;
 }
 

@@ -2,7 +2,7 @@
 
 import { createRequire } from 'node:module';
 import { CliError, EXIT, UsageError } from './args.js';
-import { events, host, ping, ps, token } from './commands.js';
+import { describe, events, host, ping, ps, token } from './commands.js';
 import { relay, up } from './up.js';
 import { TOP, USAGE } from './usage.js';
 
@@ -14,9 +14,14 @@ const COMMANDS: Record<string, Command> = {
   host,
   token,
   ps,
+  describe,
   events,
   ping,
   deploy: async (argv) => (await import('./deploy.js')).deploy(argv),
+  perf: async (argv) => (await import('./perf.js')).perf(argv),
+  logs: async (argv) => (await import('./logs.js')).logs(argv),
+  flows: async (argv) => (await import('./flows.js')).flows(argv),
+  capture: async (argv) => (await import('./capture.js')).capture(argv),
   'lambda-local': async (argv) => (await import('./lambda-local.js')).lambdaLocal(argv),
   join: async (argv) => {
     const { runJoin } = await import('./join.js');

@@ -92,9 +92,14 @@ async function boot(
   const warm = warmText !== undefined ? parseWarm(warmText, command) : warmPoolSize(manifest);
   const dir = stateDir(str(p, 'state-dir'), mpath);
   const s = await secret(dir, true);
-  const provider = new LocalProvider({ logger: log, output, warm });
+  let relay: Relay | undefined;
+  // every output line is also kept by the relay (`imach logs`)
+  const collect = (host: string, stream: 'stdout' | 'stderr', line: string): void => {
+    relay?.hostOutput(host, stream, line);
+    output(host, stream, line);
+  };
+  const provider = new LocalProvider({ logger: log, output: collect, warm });
   const lambda = lambdaProvider(manifest, log);
-  let relay: Relay;
   // A start that takes a spare still loading waits for it (node's start and the modules:
   // about 0.5 s here), so the relay is not announced before the pool is ready.
   const poolReady = provider.ready(WARM_BOOT_WAIT_MS);

@@ -10,9 +10,14 @@ commands:
   relay                 run the relay only (admin API and WebSocket join)
   host <module>         join one extra host by hand, running <module>
   token <name>          mint a join token for a host (or @admin)
-  ps                    list hosts: address, state, uptime, connections, bytes, starts
+  ps                    list hosts: address, state, uptime, connections, bytes, starts, reason
+  describe <host>       one host in detail: spec, state and reason, history, last error, counters, backoff
   events                show lifecycle events (--follow to stream them)
   ping <name|address>   ping a host through the relay
+  logs <host>           a host's output, collected by the relay (-f to follow, --since 10m)
+  flows [host]          the TCP and UDP flows the relay sees (--follow to keep redrawing)
+  perf <host|address>   throughput both ways and round-trip percentiles to a host (perf: true)
+  capture [host ...]    capture the packets the relay routes, as pcap (-w file.pcap, or -w - | tcpdump -r -)
   join                  put this machine on the network (TUN, or --userspace: SOCKS5, forwards, expose)
   deploy [manifest]     build the Lambda hosts' package, create or update their functions
   lambda-local          a local AWS Lambda (Lambda API + Runtime API) for development and tests
@@ -95,9 +100,69 @@ ${COMMON}
   ps: `usage: imach ps [options]
 
 List the hosts the relay knows: name, address, state, provider, uptime, connections,
-bytes in/out and starts.
+bytes in/out, starts, and the reason of the last state change (why a host failed).
 
   --json                print the relay's JSON
+${ADMIN}
+`,
+  describe: `usage: imach describe <host> [options]
+
+Show one host in detail: its spec from the manifest, its state and the reason, its recent
+lifecycle events, its last error (a failed start or an error it reported), its counters
+(bytes, packets, drops by reason) and its start backoff. Exits 1 for a host the relay
+does not know.
+
+  --json                print the relay's JSON
+${ADMIN}
+`,
+  logs: `usage: imach logs <host> [options]
+
+Print a host's output (stdout and stderr lines of its instances, marked E for stderr) as the
+relay collected it from its provider: the last 1000 lines per host are kept.
+
+  --follow, -f          keep printing new lines until Ctrl-C
+  --since <d>           only lines from this long ago, e.g. 90s, 10m, 1h
+  --json                print JSON lines {time, host, stream, line}
+${ADMIN}
+`,
+  flows: `usage: imach flows [host] [options]
+
+List the TCP and UDP flows the relay sees (all, or those of one host), most recently active
+first: protocol, source (the side that sent the first packet seen) and destination, state
+from the TCP flags (syn-sent, syn-received, established, closing, closed, reset; udp:
+active), bytes/packets each way, age and time since the last packet.
+
+  --follow, -f          redraw every second until Ctrl-C
+  --json                print the relay's JSON (one line per redraw with --follow)
+${ADMIN}
+`,
+  perf: `usage: imach perf <host|address> [options]
+
+Measure the network between this machine and a host the way a user benchmarks an app:
+TCP throughput to the host and back (iperf3's protocol, the figures compare with
+'iperf3 -c'), and round-trip percentiles (p50, p90, p99) of TCP handshakes. This machine
+must be joined (imach join), and the host's manifest entry must say perf: true (it then
+answers iperf3 on port 5201; a cold host is started by the first connection).
+
+  -t, --time <d>        seconds of transfer each way (default 3s)
+  --pings <n>           handshakes timed for the round trip (default 50)
+  --port <n>            the host's iperf3 port (default 5201)
+  --json                print the report as JSON
+${ADMIN}
+`,
+  capture: `usage: imach capture [host ...] [options]
+
+Capture the IPv4 packets the relay routes to or from these hosts (all hosts when none is
+named), as pcap (link type RAW, readable by tcpdump, tshark and Wireshark). Runs until
+--count packets, --duration, or Ctrl-C; prints how many packets it got to stderr. The relay
+never slows down for a capture: when the reader falls behind it drops packets and counts them
+(imach_relay_capture_dropped_packets_total in GET /metrics).
+
+  -w, --write <file|->  the pcap file, or - for stdout (the default when stdout is a pipe):
+                        imach capture web -w - | tcpdump -n -r -
+  -c, --count <n>       stop after n packets
+  --duration <d>        stop after this long, e.g. 30s, 5m
+  --json                print the summary as JSON (on stderr)
 ${ADMIN}
 `,
   events: `usage: imach events [options]

@@ -1,6 +1,7 @@
 // What runs inside a host function: join the relay, bring up a stack with the welcome's
 // address, run the application module, report activity, and end on drain or app exit.
 
+import { IPERF3_PORT, startIperf3Server, type NetLike } from './iperf3-server.js';
 import { pathToFileURL } from 'node:url';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import type { Link } from '../netstack/link/link.js';
@@ -220,6 +221,12 @@ export class HostRuntime {
       log: this.log.child({ app: launch.host }),
       exit: (code = 0) => void this.finish(code, `app called exit(${code})`),
     };
+    if (launch.perf === true) {
+      startIperf3Server(ctx.net as unknown as NetLike, IPERF3_PORT).then(
+        () => this.log.info('answering iperf3', { port: IPERF3_PORT }),
+        (e: unknown) => this.log.warn('cannot answer iperf3', { port: IPERF3_PORT, err: errorText(e) }),
+      );
+    }
     this.tick();
     const tStack = performance.now();
     const result = Promise.resolve().then(() => app(ctx));

@@ -1,9 +1,18 @@
 // The JSON admin API: GET /healthz (open); with an @admin bearer token: GET /api/hosts,
-// GET /api/events (?follow=1 streams NDJSON), GET /api/counters, POST /api/ping {target}.
+// GET /api/hosts/<name> (describe), GET /api/events (?follow=1 streams NDJSON),
+// GET /api/counters, POST /api/ping {target}, GET /api/capture (pcap stream), GET /api/flows,
+// GET /api/logs/<name> (?follow=1 streams NDJSON), GET /api/stream (the dashboard's
+// server-sent events); GET / and /dashboard.js (the dashboard page, open),
+// GET /metrics (Prometheus text).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isTokenError, verifyToken } from './auth.js';
 import type { RelayEvent } from './events.js';
+import { serveDashboardAsset, streamDashboard } from './dashboard.js';
+import type { FlowRecord } from './flows.js';
+import type { HostDetails } from './host-details.js';
+import type { LogLine } from './host-logs.js';
+import { METRICS_CONTENT_TYPE } from './metrics.js';
 import { ADMIN_HOST, ERROR_HEADER } from './protocol.js';
 
 /** The parts of the relay the API serves. */
@@ -12,6 +21,13 @@ export interface AdminTarget {
   events(): RelayEvent[];
   onEvent(fn: (event: RelayEvent) => void): () => void;
   counters(): Record<string, number>;
+  describe(name: string): HostDetails | undefined;
+  metrics(): string;
+  flows(host?: string): FlowRecord[] | undefined;
+  logs(host: string, since?: number): LogLine[] | undefined;
+  onLog(fn: (line: LogLine) => void): () => void;
+  /** stream a pcap capture to `res` (null), or say why not */
+  capture(res: ServerResponse, hosts: string[], count: number, durationMs: number): { status: number; error: string } | null;
   ping(target: string, timeoutMs?: number): Promise<{ address: string; rttMs: number }>;
   readonly network: string;
   readonly gateway: string;
@@ -83,7 +99,9 @@ export class AdminApi {
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'use GET' });
       return send(res, 200, { ok: true, network: this.relay.network, gateway: this.relay.gateway });
     }
-    if (!path.startsWith('/api/')) return send(res, 404, { error: `not found: ${path}` });
+    // the page and its script hold no data: the token is asked for by the page itself
+    if (req.method === 'GET' && serveDashboardAsset(path, res)) return;
+    if (!path.startsWith('/api/') && path !== '/metrics') return send(res, 404, { error: `not found: ${path}` });
 
     const auth = req.headers.authorization;
     const m = typeof auth === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
@@ -91,10 +109,71 @@ export class AdminApi {
     if (isTokenError(claims)) return send(res, 401, { error: claims.message });
     if (claims.h !== ADMIN_HOST) return send(res, 403, { error: `token for ${claims.h} is not an ${ADMIN_HOST} token` });
 
+    if (path === '/metrics') {
+      if (req.method !== 'GET') return send(res, 405, { error: 'use GET' });
+      const text = this.relay.metrics();
+      res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+      res.end(text);
+      return;
+    }
+    const logPath = /^\/api\/logs\/([^/]+)$/.exec(path);
+    if (logPath !== null) {
+      if (req.method !== 'GET') return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+      let name: string;
+      try {
+        name = decodeURIComponent(logPath[1]!);
+      } catch {
+        return send(res, 400, { error: 'bad host name' });
+      }
+      const since = Number(url.searchParams.get('since') ?? '0');
+      if (!Number.isFinite(since) || since < 0) return send(res, 400, { error: 'since must be a time in ms since the epoch' });
+      const lines = this.relay.logs(name, since);
+      if (lines === undefined) return send(res, 404, { error: `unknown host ${name.slice(0, 64)}` });
+      const follow = url.searchParams.get('follow');
+      if (follow !== '1' && follow !== 'true') return send(res, 200, { lines });
+      return this.followLogs(req, res, name, lines);
+    }
+    const hostPath = /^\/api\/hosts\/([^/]+)$/.exec(path);
+    if (hostPath !== null) {
+      if (req.method !== 'GET') return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+      let name: string;
+      try {
+        name = decodeURIComponent(hostPath[1]!);
+      } catch {
+        return send(res, 400, { error: 'bad host name' });
+      }
+      const d = this.relay.describe(name);
+      if (d === undefined) return send(res, 404, { error: `unknown host ${name.slice(0, 64)}` });
+      return send(res, 200, d);
+    }
+
     const route = `${req.method} ${path}`;
     switch (route) {
       case 'GET /api/hosts':
         return send(res, 200, { hosts: this.relay.hosts() });
+      case 'GET /api/capture': {
+        const hosts = url.searchParams.getAll('host');
+        const count = Number(url.searchParams.get('count') ?? '0');
+        const durationMs = Number(url.searchParams.get('duration') ?? '0');
+        if (hosts.length > 64 || hosts.some((h) => h.length === 0 || h.length > 255)) return send(res, 400, { error: 'host: 1 to 64 host names' });
+        if (!Number.isSafeInteger(count) || count < 0) return send(res, 400, { error: 'count must be a whole number >= 0' });
+        if (!Number.isSafeInteger(durationMs) || durationMs < 0 || durationMs > 7 * 86_400_000) return send(res, 400, { error: 'duration must be milliseconds, 0 to 7 days' });
+        const refused = this.relay.capture(res, hosts, count, durationMs);
+        if (refused !== null) return send(res, refused.status, { error: refused.error });
+        req.on('error', () => res.destroy());
+        return;
+      }
+      case 'GET /api/stream': {
+        if (this.followers >= this.maxFollowers) return send(res, 503, { error: 'too many followers' });
+        this.followers++;
+        return streamDashboard(this.relay, req, res, () => this.followers--);
+      }
+      case 'GET /api/flows': {
+        const host = url.searchParams.get('host') ?? undefined;
+        const flows = this.relay.flows(host);
+        if (flows === undefined) return send(res, 404, { error: `unknown host ${(host ?? '').slice(0, 64)}` });
+        return send(res, 200, { flows });
+      }
       case 'GET /api/counters':
         return send(res, 200, { counters: this.relay.counters() });
       case 'GET /api/events': {
@@ -124,9 +203,28 @@ export class AdminApi {
         }
       }
       default:
-        if (['/api/hosts', '/api/events', '/api/counters', '/api/ping'].includes(path)) return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
+        if (['/api/hosts', '/api/events', '/api/counters', '/api/ping', '/api/capture', '/api/flows', '/api/stream'].includes(path)) return send(res, 405, { error: `method ${req.method} not allowed on ${path}` });
         return send(res, 404, { error: `not found: ${path}` });
     }
+  }
+
+  private followLogs(req: IncomingMessage, res: ServerResponse, host: string, past: LogLine[]): void {
+    if (this.followers >= this.maxFollowers) return send(res, 503, { error: 'too many followers' });
+    this.followers++;
+    res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Cache-Control': 'no-store' });
+    res.flushHeaders();
+    for (const l of past) res.write(JSON.stringify(l) + '\n');
+    const off = this.relay.onLog((l) => {
+      if (l.host !== host) return;
+      // a follower that cannot keep up is cut off rather than buffered without bound
+      if (res.writableLength > 1024 * 1024) res.destroy();
+      else res.write(JSON.stringify(l) + '\n');
+    });
+    res.once('close', () => {
+      off();
+      this.followers--;
+    });
+    req.on('error', () => res.destroy());
   }
 
   private follow(req: IncomingMessage, res: ServerResponse): void {

@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { certSha256 } from '../transport/dial.js';
@@ -17,7 +17,12 @@ import { join } from 'node:path';
 import { Counters } from './counters.js';
 import { DynamicPool } from './dynamic-pool.js';
 import { EventLog, type HostState, type RelayEvent } from './events.js';
+import { CaptureHub, DEFAULT_CAPTURE_LIMITS } from './capture.js';
+import { FlowTable, type FlowRecord } from './flows.js';
 import { Gateway } from './gateway.js';
+import { HostLogs, type LogLine } from './host-logs.js';
+import { describeHost, type HostDetails } from './host-details.js';
+import { Histogram, START_LATENCY_BUCKETS, renderMetrics } from './metrics.js';
 import { HostEntry } from './host.js';
 import { HostTable } from './host-table.js';
 import { LifecycleController, formatDuration, refusalAnswer, type LifecycleLimits } from './lifecycle.js';
@@ -48,6 +53,9 @@ export type { Manifest, HostSpec, ManifestError } from './manifest.js';
 export type { Provider, HostInstance, Launch } from './provider.js';
 export type { RelayEvent, HostState } from './events.js';
 export type { Logger } from './log.js';
+export type { HostDetails } from './host-details.js';
+export type { FlowRecord } from './flows.js';
+export type { LogLine } from './host-logs.js';
 export * from './protocol.js';
 
 export interface RelayLimits extends LifecycleLimits {
@@ -161,6 +169,18 @@ export interface Relay {
   events(): RelayEvent[];
   onEvent(fn: (event: RelayEvent) => void): () => void;
   counters(): Record<string, number>;
+  /** one host in detail (`imach describe`), or undefined for a name the relay does not know */
+  describe(name: string): HostDetails | undefined;
+  /** An output line of a host's instance (providers' output goes here); lines of unknown hosts are dropped. */
+  hostOutput(host: string, stream: 'stdout' | 'stderr', line: string): void;
+  /** a host's collected output since `since` (ms), oldest first; undefined for an unknown host */
+  logs(host: string, since?: number): LogLine[] | undefined;
+  /** every new output line, of all hosts */
+  onLog(fn: (line: LogLine) => void): () => void;
+  /** the TCP and UDP flows the relay sees, most recent first (all, or those of one host); undefined for an unknown host */
+  flows(host?: string): FlowRecord[] | undefined;
+  /** the Prometheus text exposition of the relay's metrics (`GET /metrics`) */
+  metrics(): string;
   ping(target: string, timeoutMs?: number): Promise<{ address: string; rttMs: number }>;
   close(): Promise<void>;
 }
@@ -196,6 +216,13 @@ export class RelayServer implements Relay, UpgradeContext {
   /** binary frames received from sessions, and sent to sessions that have closed since */
   private framesIn = 0;
   private framesOutClosed = 0;
+  /** start latency per host name, observed on each join after a start */
+  private readonly startLatency = new Map<string, Histogram>();
+  /** each host's last failure: a failed start or an error it reported */
+  private readonly lastErrors = new Map<string, { time: number; message: string }>();
+  private readonly captures: CaptureHub;
+  private readonly flowTable = new FlowTable();
+  private readonly hostLogs = new HostLogs();
   /** SHA-256 fingerprint (hex) of the TLS certificate served, when the relay serves wss:// */
   readonly certSha256: string | undefined;
   /** what hosts of remote providers (Lambda) dial; undefined: `url` */
@@ -273,6 +300,8 @@ export class RelayServer implements Relay, UpgradeContext {
       count: (reason) => this.count(reason, null),
     });
     this.router.attachGateway(this.gw);
+    this.router.flows = this.flowTable;
+    this.captures = new CaptureHub(DEFAULT_CAPTURE_LIMITS, (tap) => (this.router.tap = tap));
     this.pinger = new RelayPinger({
       table: this.table,
       gateway: net.gateway,
@@ -288,6 +317,9 @@ export class RelayServer implements Relay, UpgradeContext {
       limits: this.limits,
       newBucket: (t) => this.newBucket(t),
       forgotten: (e, reason, t) => {
+        this.lastErrors.delete(e.name);
+        this.hostLogs.forget(e.name);
+        this.startLatency.delete(e.name);
         this.pinger.failHost(e.address, `host ${e.name} unreachable: ${reason}`);
         this.log.info('host', { host: e.name, event: 'forgotten', reason, address: e.addressText });
         this.eventLog.push({ time: new Date(t).toISOString(), host: e.name, type: 'forgotten', reason, state: 'cold' });
@@ -344,6 +376,12 @@ export class RelayServer implements Relay, UpgradeContext {
     const state: HostState = e.state;
     const event: RelayEvent = { time: new Date(now).toISOString(), host: e.name, type, reason, state };
     this.log.info('host', { host: e.name, event: type, reason, state });
+    if (type === 'failed') this.lastErrors.set(e.name, { time: now, message: reason });
+    if (type === 'joined' && e.startedAt > 0 && reason.startsWith('joined in ')) {
+      let h = this.startLatency.get(e.name);
+      if (h === undefined) this.startLatency.set(e.name, (h = new Histogram(START_LATENCY_BUCKETS)));
+      h.observe(Math.max(0, now - e.startedAt) / 1000);
+    }
     this.eventLog.push(event);
   }
 
@@ -353,6 +391,57 @@ export class RelayServer implements Relay, UpgradeContext {
 
   onEvent(fn: (event: RelayEvent) => void): () => void {
     return this.eventLog.subscribe(fn);
+  }
+
+  describe(name: string): HostDetails | undefined {
+    const e = this.table.byName(name);
+    if (e === undefined) return undefined;
+    return describeHost(e, this.eventLog.list(), this.lastErrors.get(name), this.clock());
+  }
+
+  metrics(): string {
+    let framesOut = this.framesOutClosed;
+    for (const e of this.table.entries()) framesOut += e.session?.framesOut ?? 0;
+    return renderMetrics(
+      [...this.table.entries()],
+      this.startLatency,
+      { sessions: this.sessionCount, framesIn: this.framesIn, framesOut, drops: this.counts.entries(), captureDropped: this.captures.dropped, captures: this.captures.running, flows: this.flowTable.size, flowsUntracked: this.flowTable.untracked },
+      this.clock(),
+    );
+  }
+
+  hostOutput(host: string, stream: 'stdout' | 'stderr', line: string): void {
+    if (this.table.byName(host) === undefined) return;
+    this.hostLogs.push(host, stream, line, this.clock());
+  }
+
+  logs(host: string, since = 0): LogLine[] | undefined {
+    if (this.table.byName(host) === undefined) return undefined;
+    return this.hostLogs.list(host, since);
+  }
+
+  onLog(fn: (line: LogLine) => void): () => void {
+    return this.hostLogs.subscribe((l) => fn(l));
+  }
+
+  flows(host?: string): FlowRecord[] | undefined {
+    if (host === undefined) return this.flowTable.list(this.clock());
+    const e = this.table.byName(host) ?? this.table.byAddress(parseAddress(host) ?? -1);
+    return e === undefined ? undefined : this.flowTable.list(this.clock(), e.address);
+  }
+
+  capture(res: ServerResponse, hosts: string[], count: number, durationMs: number): { status: number; error: string } | null {
+    const addresses = new Set<number>();
+    for (const name of hosts) {
+      const e = this.table.byName(name) ?? this.table.byAddress(parseAddress(name) ?? -1);
+      if (e === undefined) return { status: 404, error: `unknown host ${name.slice(0, 64)}` };
+      addresses.add(e.address);
+    }
+    if (this.captures.full) return { status: 503, error: 'too many captures running' };
+    res.writeHead(200, { 'Content-Type': 'application/vnd.tcpdump.pcap', 'Cache-Control': 'no-store' });
+    res.flushHeaders();
+    this.captures.start(res, addresses, count, durationMs);
+    return null;
   }
 
   hosts(): HostStatus[] {
@@ -461,6 +550,7 @@ export class RelayServer implements Relay, UpgradeContext {
         break;
       case 'error':
         this.log.warn('host error', { host: entry.name, code: msg.code, message: msg.message });
+        this.lastErrors.set(entry.name, { time: now, message: `${msg.code}: ${msg.message}`.slice(0, 500) });
         break;
       default:
         // unknown or relay-to-host types: ignored (forward compatible)
@@ -493,6 +583,7 @@ export class RelayServer implements Relay, UpgradeContext {
     const now = this.clock();
     this.lifecycle.tick(this.table.entries(), now);
     this.pool.sweep(now);
+    this.flowTable.sweep(now);
     if (now - this.lastPingRound >= this.limits.pingIntervalMs) {
       this.lastPingRound = now;
       for (const e of this.table.routed()) {
@@ -514,6 +605,7 @@ export class RelayServer implements Relay, UpgradeContext {
     if (this.ticker !== null) clearInterval(this.ticker);
     this.ticker = null;
     this.pinger.closeAll('relay closed');
+    this.captures.closeAll();
     const closed: Promise<void>[] = [];
     for (const e of this.table.entries()) {
       const s = e.session;

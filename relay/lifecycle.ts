@@ -261,6 +261,7 @@ export class LifecycleController {
     if (spec.program !== undefined) launch.program = { ...spec.program, argv: [...spec.program.argv] };
     const pin = this.env.relayCertSha256?.();
     if (pin !== undefined) launch.relayCertSha256 = pin;
+    if (spec.perf === true) launch.perf = true;
     let started: Promise<HostInstance>;
     try {
       started = provider.start(launch);

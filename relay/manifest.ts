@@ -23,6 +23,8 @@ export interface HostSpec {
   startTimeoutMs: number;
   /** a `provider: lambda` host's function (the `lambda:` defaults merged with its own `lambda:`) */
   lambda?: LambdaSpec;
+  /** `perf: true`: the host's runtime answers iperf3 on port 5201 */
+  perf?: boolean;
 }
 
 export type LambdaArchitecture = 'x86_64' | 'arm64';
@@ -393,7 +395,8 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
     if (!isDnsLabel(raw.name)) fail(raw.field, raw.name, 'host names must be DNS labels (a-z, 0-9, -; at most 63)');
     if (seen.has(raw.name)) fail(raw.field, raw.name, 'duplicate host name');
     seen.add(raw.name);
-    checkKeys(raw.body, raw.field, ['run', 'address', 'provider', 'idle', 'env', 'startTimeout', 'lambda', ...PROGRAM_KEYS]);
+    checkKeys(raw.body, raw.field, ['run', 'address', 'provider', 'idle', 'env', 'startTimeout', 'lambda', 'perf', ...PROGRAM_KEYS]);
+    if (raw.body.perf !== undefined && typeof raw.body.perf !== 'boolean') fail(`${raw.field}.perf`, raw.body.perf, 'expected true or false');
     if (raw.body.address !== undefined) {
       const a = raw.body.address;
       const n = typeof a === 'string' ? parseAddress(a) : null;
@@ -443,6 +446,7 @@ function parseOrThrow(text: string, baseDir: string, path: string): Manifest {
       const own = parseLambdaFields(b.lambda, `${raw.field}.lambda`);
       spec.lambda = { function: `imach-${raw.name}`, ...LAMBDA_DEFAULTS, ...lambdaDefaults, ...own };
     }
+    if (b.perf === true) spec.perf = true;
     return spec;
   });
 

@@ -130,6 +130,8 @@ export interface Launch {
    * trusts exactly that certificate, with no CA (a self-signed relay).
    */
   relayCertSha256?: string;
+  /** answer iperf3 on port 5201 (the manifest's `perf: true`) */
+  perf?: boolean;
 }
 
 /** A `command:` host: an ordinary program run as the host (the Launch's `program`). */
@@ -313,8 +315,10 @@ export function parseLaunch(input: string | unknown): Launch | ProtocolError {
   if (isProtocolError(idleMs)) return idleMs;
   const mtu = v.mtu === undefined ? DEFAULT_MTU : count(v, 'mtu');
   if (isProtocolError(mtu)) return mtu;
+  if (v.perf !== undefined && typeof v.perf !== 'boolean') return perr('perf', 'perf must be true or false');
   const launch: Launch = { host, relay, token, run, env, idleMs, mtu };
   if (program !== undefined) launch.program = program;
+  if (v.perf === true) launch.perf = true;
   if (v.relayCertSha256 === undefined) return launch;
   const pin = str(v, 'relayCertSha256', 128);
   if (isProtocolError(pin)) return pin;

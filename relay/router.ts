@@ -11,8 +11,13 @@ import type { Gateway } from './gateway.js';
 import type { HostEntry } from './host.js';
 import type { HostTable } from './host-table.js';
 import type { Admission, RefusalAnswer } from './lifecycle.js';
+import type { PacketTap } from './capture.js';
+import type { FlowTable } from './flows.js';
 import { MALFORMED_REASONS, readDst } from './packet.js';
 import { PacketWalker } from '../transport/packet-walker.js';
+
+/** IPv4 header with options (60) and the TCP flags (14): what the flow table reads */
+const FLOW_HEADER_BYTES = 74;
 
 export interface RouterEnv {
   readonly table: HostTable;
@@ -29,6 +34,10 @@ export interface RouterEnv {
 
 export class Router {
   private gw: Gateway | null = null;
+  /** a running packet capture (null when none runs: the data path's only cost is this check) */
+  tap: PacketTap | null = null;
+  /** the flow table (`imach flows`), fed the headers of every packet a host sends */
+  flows: FlowTable | null = null;
 
   constructor(private readonly env: RouterEnv) {}
 
@@ -59,6 +68,8 @@ export class Router {
       }
       src.packetsOut++;
       src.bytesOut += len;
+      if (this.tap !== null) this.tap.offer(w.bytes(off, off + len));
+      if (this.flows !== null) this.flows.observe(w.bytes(off, off + (len < FLOW_HEADER_BYTES ? len : FLOW_HEADER_BYTES)), len, now);
       let forwarded = false;
       if (w.src !== src.address) {
         this.env.counters.count('spoofed-source', src);
@@ -186,6 +197,7 @@ export class Router {
   private toHost(packet: Uint8Array, now: number): void {
     const dst = readDst(packet, 0);
     if (dst === this.env.gateway) return;
+    if (this.tap !== null) this.tap.offer(packet);
     const entry = this.env.table.byAddress(dst);
     if (entry === undefined) return;
     if (entry.session !== null) this.sendOne(entry, packet, now);
