@@ -131,12 +131,13 @@ export function tcpRtt(seconds: number, warmup = 0): Promise<number> {
 /** The relay's CPU time (this process) per packet in the last forwardingRate() run. */
 export let lastRelayCpuPerPacketUs = 0;
 
-export async function forwardingRate(seconds: number): Promise<number> {
+/** Packets/s the relay forwards from one raw sender to one receiver, `packetsPerFrame` 64-byte packets a frame. */
+export async function forwardingRate(seconds: number, packetsPerFrame = 1): Promise<number> {
   const relay = await startBenchRelay(65535);
   try {
     const rx = startPeer({ mode: 'raw', role: 'recv', url: relay.url, token: relay.mintToken('rx'), bytes: Number.MAX_SAFE_INTEGER });
     const { address } = (await rx.next()) as { address: string };
-    const tx = startPeer({ mode: 'raw', role: 'send', url: relay.url, token: relay.mintToken('tx'), target: address, msgSize: 64, bytes: 64 * 2_000_000 });
+    const tx = startPeer({ mode: 'raw', role: 'burst-send', url: relay.url, token: relay.mintToken('tx'), target: address, msgSize: 64, packetsPerFrame, bytes: 64 * 20_000_000 });
     await tx.next();
     const before = relay.counters();
     const t0 = performance.now();
