@@ -11,16 +11,20 @@ import type { NetApi } from '../netstack/api/net.js';
 import { buildUdpPacket } from '../netstack/wire/udp.js';
 import { parseIpv4Address } from '../netstack/wire/ipv4.js';
 import { startBenchRelay } from './relay-setup.js';
+import { dialWebSocket, isDialError } from '../transport/dial.js';
+import { SUBPROTOCOL, maxFrameBytes } from '../relay/protocol.js';
 
 export interface PeerConfig {
   mode: 'plain-relay' | 'imach-relay' | 'raw' | 'host';
-  role?: 'send' | 'recv' | 'echo' | 'rr' | 'tcp-sink' | 'tcp-source' | 'tcp-echo' | 'tcp-rr' | 'connect-probe';
+  role?: 'send' | 'burst-send' | 'recv' | 'echo' | 'rr' | 'tcp-sink' | 'tcp-source' | 'tcp-echo' | 'tcp-rr' | 'connect-probe';
   url?: string;
   token?: string;
   /** for raw clients on the imach relay: the peer's overlay address */
   target?: string;
   port?: number;
   msgSize?: number;
+  /** raw senders on the imach relay: packets of msgSize bytes per frame (default 1) */
+  packetsPerFrame?: number;
   bytes?: number;
   seconds?: number;
   /** request/response: seconds of round trips before the measured ones (JIT warm-up) */
@@ -132,7 +136,41 @@ class RoundTrips {
   }
 }
 
+/**
+ * A sender that writes as a busy host does: each tick, frames of `packetsPerFrame` packets
+ * in one corked write through the project's codec (zero mask key, loopback), as many as fit
+ * under 1 MiB of unsent bytes; then the next tick.
+ */
+async function burstSend(): Promise<void> {
+  const ws = await dialWebSocket({
+    url: joinUrl(cfg.url!),
+    protocol: SUBPROTOCOL,
+    headers: { authorization: `Bearer ${cfg.token}` },
+    maxBinaryBytes: maxFrameBytes(),
+    maxTextBytes: 1 << 16,
+    mask: 'zero',
+  });
+  if (isDialError(ws)) fail(new Error(`dial: ${ws.message}`));
+  const address = await new Promise<string>((resolve) => ws.start({ text: (t) => resolve((JSON.parse(t) as { address: string }).address) }));
+  const one = message(address, cfg.msgSize!);
+  const frame = [Buffer.concat(Array.from({ length: cfg.packetsPerFrame ?? 1 }, () => one))];
+  const frameBytes = frame[0].length;
+  send({ ready: true, address });
+  await new Promise<void>((r) => process.once('message', () => r()));
+  let sent = 0;
+  const pump = () => {
+    if (ws.state !== 'open') return;
+    for (let i = 0; i < 1024 && ws.bufferedAmount < 1 << 20 && sent < cfg.bytes!; i++) {
+      ws.sendBinary(frame, frameBytes);
+      sent += frameBytes;
+    }
+    if (sent < cfg.bytes!) setImmediate(pump);
+  };
+  pump();
+}
+
 async function raw(): Promise<void> {
+  if (cfg.role === 'burst-send') return burstSend();
   const { ws, address } = await openRaw();
   send({ ready: true, address });
   const role = cfg.role;
@@ -163,7 +201,9 @@ async function raw(): Promise<void> {
   }
   await new Promise<void>((r) => process.once('message', () => r()));
   if (role === 'send') {
-    const msg = message(address, cfg.msgSize!);
+    const one = message(address, cfg.msgSize!);
+    // a host batches the packets it sends in one tick, up to 16 a frame (transport/relay-link.ts)
+    const msg = Buffer.concat(Array.from({ length: cfg.packetsPerFrame ?? 1 }, () => one));
     let sent = 0;
     let inflight = 0;
     const t0 = wallNow();

@@ -1,9 +1,12 @@
 // Hosts through the relay, each against a baseline measured in the same run:
 // - TCP goodput between two host processes through the relay, against a plain `ws`
-//   forwarder carrying the same bytes in messages of the same size (goal >= 0.8 of it);
+//   forwarder carrying the same bytes in messages of the same size (goal >= 1.0 of it at
+//   MTU 65535, >= 0.8 at 1500);
 // - 1-byte TCP request/response round-trip time, against a raw WebSocket ping-pong of
-//   one small packet through the same relay (goal <= 1.5 times it);
-// - relay forwarding rate in packets per second (small packets, one per frame).
+//   one small packet through the same relay (goal <= 1.25 times it), and the relay's CPU
+//   time per round trip of each;
+// - relay forwarding rate in packets per second, 64-byte packets 16 a frame (as hosts
+//   batch) and one a frame, with the relay's CPU time per packet.
 // Every figure has the relay in this process and each peer in a child process. Cold
 // starts are the `cold` group (cold-start.ts).
 
@@ -102,16 +105,25 @@ export async function tcpGoodput(mtu: number, bytes: number, warmBytes = 0, mask
   }
 }
 
+/** The relay's CPU time (this process) per round trip in the last rawRtt() or tcpRtt() run, warm-up included. */
+export let lastRelayCpuPerRoundTripUs = 0;
+
 /** Mean round trip in µs between an echo peer and a request/response peer on one relay. */
 async function roundTrip(echoCfg: PeerConfig, rrCfg: PeerConfig): Promise<number> {
   const relay = await startBenchRelay(65535);
+  const framesBefore = relay.counters()['packets-delivered'] ?? 0;
   try {
     const echo = startPeer({ ...echoCfg, url: relay.url, token: relay.mintToken('echo') });
     const { address } = (await echo.next()) as { address: string };
     const rr = startPeer({ ...rrCfg, url: relay.url, token: relay.mintToken('rr'), target: address });
     await rr.next();
+    const cpu0 = process.cpuUsage();
     rr.go();
     const r = (await rr.next()) as { count: number; ms: number };
+    const cpu = process.cpuUsage(cpu0);
+    // two packets forwarded per round trip (warm-up included)
+    const trips = ((relay.counters()['packets-delivered'] ?? 0) - framesBefore) / 2;
+    lastRelayCpuPerRoundTripUs = (cpu.user + cpu.system) / Math.max(1, trips);
     echo.stop();
     rr.stop();
     return (r.ms * 1000) / r.count;
@@ -131,12 +143,13 @@ export function tcpRtt(seconds: number, warmup = 0): Promise<number> {
 /** The relay's CPU time (this process) per packet in the last forwardingRate() run. */
 export let lastRelayCpuPerPacketUs = 0;
 
-export async function forwardingRate(seconds: number): Promise<number> {
+/** Packets/s the relay forwards from one raw sender to one receiver, `packetsPerFrame` 64-byte packets a frame. */
+export async function forwardingRate(seconds: number, packetsPerFrame = 1): Promise<number> {
   const relay = await startBenchRelay(65535);
   try {
     const rx = startPeer({ mode: 'raw', role: 'recv', url: relay.url, token: relay.mintToken('rx'), bytes: Number.MAX_SAFE_INTEGER });
     const { address } = (await rx.next()) as { address: string };
-    const tx = startPeer({ mode: 'raw', role: 'send', url: relay.url, token: relay.mintToken('tx'), target: address, msgSize: 64, bytes: 64 * 2_000_000 });
+    const tx = startPeer({ mode: 'raw', role: 'burst-send', url: relay.url, token: relay.mintToken('tx'), target: address, msgSize: 64, packetsPerFrame, bytes: 64 * 20_000_000 });
     await tx.next();
     const before = relay.counters();
     const t0 = performance.now();
@@ -189,7 +202,8 @@ export async function runRelayBench(opts: { quick: boolean }): Promise<BenchRow[
     const base = median(bases);
     const tcp = median(tcps);
     rows.push({ group: g, name: `baseline: plain ws forwarder, ${mtu}-byte messages (after the first quarter${runs(bases)})`, metric: 'goodput Gbit/s', value: base });
-    rows.push({ group: g, name: `TCP host to host through the relay, MTU ${mtu} (after the first quarter${runs(tcps)})`, metric: 'goodput Gbit/s', value: tcp, ratio: tcp / base, goal: '>= 0.8 x baseline', pass: tcp >= 0.8 * base });
+    const goal = mtu === 65535 ? 1.0 : 0.8;
+    rows.push({ group: g, name: `TCP host to host through the relay, MTU ${mtu} (after the first quarter${runs(tcps)})`, metric: 'goodput Gbit/s', value: tcp, ratio: tcp / base, goal: `>= ${goal} x baseline`, pass: tcp >= goal * base });
     if (masked.length > 0) {
       const m = median(masked);
       rows.push({ group: g, name: `same, hosts' frames masked with random keys (ratio: to unmasked${runs(masked)})`, metric: 'goodput Gbit/s', value: m, ratio: m / tcp });
@@ -202,17 +216,36 @@ export async function runRelayBench(opts: { quick: boolean }): Promise<BenchRow[
   const warmup = opts.quick ? 1 : 2;
   const raws: number[] = [];
   const rrs: number[] = [];
+  const rawCpu: number[] = [];
+  const rrCpu: number[] = [];
   for (let r = 0; r < rounds; r++) {
     raws.push(await rawRtt(secs, warmup));
+    rawCpu.push(lastRelayCpuPerRoundTripUs);
     rrs.push(await tcpRtt(secs, warmup));
+    rrCpu.push(lastRelayCpuPerRoundTripUs);
   }
   const rawUs = median(raws);
   const tcpUs = median(rrs);
   const us = (xs: number[]) => (xs.length > 1 ? `; median of ${xs.length} alternating runs: ${xs.map((x) => x.toFixed(0)).join(', ')}` : '');
   rows.push({ group: g, name: `baseline: raw ws ping-pong through the relay (after warm-up${us(raws)})`, metric: 'round trip µs', value: rawUs });
-  rows.push({ group: g, name: `TCP 1-byte request/response through the relay (after warm-up${us(rrs)})`, metric: 'round trip µs', value: tcpUs, ratio: tcpUs / rawUs, goal: '<= 1.5 x baseline', pass: tcpUs <= 1.5 * rawUs });
-  const pps = await forwardingRate(secs);
-  rows.push({ group: g, name: 'relay forwarding, 64-byte packets, one per frame', metric: 'packets/s', value: pps });
-  rows.push({ group: g, name: 'same: relay CPU time per forwarded packet', metric: 'µs', value: lastRelayCpuPerPacketUs });
+  rows.push({ group: g, name: `TCP 1-byte request/response through the relay (after warm-up${us(rrs)})`, metric: 'round trip µs', value: tcpUs, ratio: tcpUs / rawUs, goal: '<= 1.25 x baseline', pass: tcpUs <= 1.25 * rawUs });
+  // CPU time is what a loaded, shared machine does not blur as it does wall-clock round trips
+  rows.push({ group: g, name: 'baseline: relay CPU time per raw ws round trip (two frames forwarded)', metric: 'µs', value: median(rawCpu) });
+  rows.push({ group: g, name: 'same for the TCP round trip', metric: 'µs', value: median(rrCpu), ratio: median(rrCpu) / median(rawCpu) });
+  // The sender writes as a busy host does (one corked write per tick); hosts put up to 16
+  // packets in a frame (transport/relay-link.ts), so 16 a frame is what a user's burst
+  // meets, and one a frame the relay's worst case.
+  for (const perFrame of [16, 1]) {
+    const ppss: number[] = [];
+    const cpus: number[] = [];
+    for (let r = 0; r < Math.max(1, Math.ceil(rounds / 2)); r++) {
+      ppss.push(await forwardingRate(secs, perFrame));
+      cpus.push(lastRelayCpuPerPacketUs);
+    }
+    const pps = median(ppss);
+    const name = `relay forwarding, 64-byte packets, ${perFrame} per frame${ppss.length > 1 ? `; median of ${ppss.length} runs: ${ppss.map((x) => x.toFixed(0)).join(', ')}` : ''}`;
+    rows.push({ group: g, name, metric: 'packets/s', value: pps, ...(perFrame === 16 ? { goal: '>= 250,000', pass: pps >= 250_000 } : {}) });
+    rows.push({ group: g, name: 'same: relay CPU time per forwarded packet', metric: 'µs', value: median(cpus) });
+  }
   return rows;
 }

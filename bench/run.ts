@@ -10,7 +10,9 @@ and emit, with Benchmark.js), codec (the WebSocket codec: what masking costs), r
 through the relay), capture (relay forwarding with and without a running capture), cold (SYN to a cold local host: first start after boot, back to back),
 join (a kernel through TUN; needs root, /dev/net/tun and the addon),
 lambda (start latency through lambda-local), http (express with autocannon through TUN: a
-command: host against kernel loopback; needs root, /dev/net/tun and the addon).
+command: host against kernel loopback; needs root, /dev/net/tun and the addon),
+queue (the relay's per-destination queue: 1 MiB responses to 400 connections through TUN,
+per queue size: drops and p99; same needs as http).
   --only   run only these groups (default: all)
   --quick  shorter runs, smaller transfers (figures are noisier)
   --help   this text`;
@@ -29,6 +31,7 @@ async function groups(): Promise<Record<string, Group>> {
     ['join', './join.js', 'runJoinBench'],
     ['lambda', './lambda.js', 'runLambdaBench'],
     ['http', './http.js', 'runHttpBench'],
+    ['queue', './queue.js', 'runQueueBench'],
   ] as const) {
     try {
       const mod = (await import(file)) as Record<string, Group>;

@@ -38,6 +38,8 @@ export class Router {
   tap: PacketTap | null = null;
   /** the flow table (`imach flows`), fed the headers of every packet a host sends */
   flows: FlowTable | null = null;
+  /** reused frame after frame; null while a routeFrame is walking with it */
+  private walker: PacketWalker | null = new PacketWalker([], 0);
 
   constructor(private readonly env: RouterEnv) {}
 
@@ -52,10 +54,19 @@ export class Router {
    * destination go out as one frame (the whole frame, untouched, when all go to one place).
    */
   routeFrame(src: HostEntry, views: readonly Uint8Array[], length: number, now: number): void {
-    const table = this.env.table;
     src.bucket.refill(now);
     src.lastTrafficAt = now;
-    const w = new PacketWalker(views, length);
+    const w = this.walker?.reset(views, length) ?? new PacketWalker(views, length);
+    this.walker = null;
+    try {
+      this.walk(src, w, now);
+    } finally {
+      this.walker = w;
+    }
+  }
+
+  private walk(src: HostEntry, w: PacketWalker, now: number): void {
+    const table = this.env.table;
     let runStart = 0;
     let runDest: HostEntry | null = null;
     let runPackets = 0;

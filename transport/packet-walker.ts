@@ -75,9 +75,23 @@ export class PacketWalker {
   private sliceStart = 0;
 
   constructor(
-    private readonly views: readonly Uint8Array[],
-    readonly length: number,
+    private views: readonly Uint8Array[],
+    public length: number,
   ) {}
+
+  /** Walk another frame with this walker (one walker serves frame after frame, no allocation). */
+  reset(views: readonly Uint8Array[], length: number): this {
+    this.views = views;
+    this.length = length;
+    this.pos = 0;
+    this.src = 0;
+    this.dst = 0;
+    this.vi = 0;
+    this.vo = 0;
+    this.sliceVi = 0;
+    this.sliceStart = 0;
+    return this;
+  }
 
   get done(): boolean {
     return this.pos >= this.length;
@@ -126,8 +140,9 @@ export class PacketWalker {
     }
   }
 
-  /** The frame's bytes [from, to) as views (no copy); the whole frame as given when it is one view. */
-  slice(from: number, to: number): Uint8Array[] {
+  /** The frame's bytes [from, to) as views (no copy); the views as given when that is the whole frame. */
+  slice(from: number, to: number): readonly Uint8Array[] {
+    if (from === 0 && to === this.length) return this.views;
     if (from < this.sliceStart) {
       this.sliceVi = 0;
       this.sliceStart = 0;

@@ -69,6 +69,14 @@ export interface WebSocketCounters {
 const pool = new MaskPool();
 const ZERO_KEY = new Uint8Array(4);
 const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
+/**
+ * Unmasked frames with payloads up to this many bytes are copied, header and payload, into
+ * one buffer per burst (one socket write for many small frames: a write and an iovec per
+ * view cost more than copying them); larger payloads are written as the views they are.
+ */
+const COALESCE_MAX_PAYLOAD = 1024;
+/** Size of a burst's coalescing buffer (a fresh one when full: written buffers are never reused). */
+const COALESCE_BUFFER_BYTES = 16 * 1024;
 
 export class WebSocketConnection {
   /** Replaceable at any time; see start(). */
@@ -87,7 +95,12 @@ export class WebSocketConnection {
   private readonly closeTimeoutMs: number;
   private started = false;
   private head: Uint8Array | undefined;
+  /** small frames of the burst in progress: pendingBuf[0, pendingLen), not yet written */
+  private pendingBuf: Buffer | null = null;
+  private pendingStart = 0;
+  private pendingLen = 0;
   private readonly uncork = (): void => {
+    this.flushPending();
     this.corked = false;
     this.socket.uncork();
   };
@@ -130,7 +143,10 @@ export class WebSocketConnection {
     s.setNoDelay?.(true);
     s.setTimeout?.(0);
     socket.on('end', () => {
-      if (!socket.writableEnded) socket.end();
+      if (!socket.writableEnded) {
+        this.flushPending();
+        socket.end();
+      }
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.onSocketClosed());
@@ -163,7 +179,7 @@ export class WebSocketConnection {
 
   /** Bytes written and not yet taken by the kernel: the connection's send queue. */
   get bufferedAmount(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.pendingLen - this.pendingStart;
   }
 
   /** Whether frames are masked with a random key (a client not allowed the zero key). */
@@ -182,6 +198,7 @@ export class WebSocketConnection {
     this.burst();
     this.counters.framesOut++;
     if (this.maskMode === 'random') {
+      this.flushPending();
       const key = pool.next();
       const hl = frameHeaderLength(length, true);
       const out = Buffer.allocUnsafe(hl + length);
@@ -195,7 +212,19 @@ export class WebSocketConnection {
       this.socket.write(out);
       return true;
     }
-    this.socket.write(frameHeader(OPCODE_BINARY, length, this.maskMode === 'zero' ? ZERO_KEY : null));
+    const key = this.maskMode === 'zero' ? ZERO_KEY : null;
+    if (length <= COALESCE_MAX_PAYLOAD) {
+      const out = this.reserve(frameHeaderLength(length, key !== null) + length);
+      let at = this.pendingLen + writeFrameHeader(out.subarray(this.pendingLen), OPCODE_BINARY, length, key);
+      for (const v of views) {
+        out.set(v, at);
+        at += v.length;
+      }
+      this.pendingLen = at;
+      return true;
+    }
+    this.flushPending();
+    this.socket.write(frameHeader(OPCODE_BINARY, length, key));
     for (const v of views) this.socket.write(v);
     return true;
   }
@@ -295,10 +324,32 @@ export class WebSocketConnection {
     queueMicrotask(this.uncork);
   }
 
+  /** The coalescing buffer with room for `bytes` more at pendingLen (the burst's frames so far written out when full). */
+  private reserve(bytes: number): Buffer {
+    const buf = this.pendingBuf;
+    if (buf !== null && this.pendingLen + bytes <= buf.length) return buf;
+    this.flushPending();
+    const fresh = Buffer.allocUnsafeSlow(Math.max(COALESCE_BUFFER_BYTES, bytes));
+    this.pendingBuf = fresh;
+    this.pendingStart = 0;
+    this.pendingLen = 0;
+    return fresh;
+  }
+
+  /** Write the burst's coalesced frames (before any other write, to keep frame order). */
+  private flushPending(): void {
+    if (this.pendingLen === this.pendingStart) return;
+    const buf = this.pendingBuf!;
+    if (!this.socket.destroyed && !this.socket.writableEnded) this.socket.write(buf.subarray(this.pendingStart, this.pendingLen));
+    // the written bytes belong to the socket now; the rest of the buffer is still ours
+    this.pendingStart = this.pendingLen;
+  }
+
   /** One small frame (text or control), masked as the role requires: header and payload in one buffer. */
   private writeFrame(opcode: number, payload: Uint8Array): void {
     if (this.socket.destroyed || this.socket.writableEnded) return;
     this.burst();
+    this.flushPending();
     const key = this.maskMode === 'random' ? pool.next() : this.maskMode === 'zero' ? ZERO_KEY : null;
     const hl = frameHeaderLength(payload.length, key !== null);
     const out = Buffer.allocUnsafe(hl + payload.length);

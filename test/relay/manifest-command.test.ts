@@ -81,9 +81,4 @@ describe('manifest: command hosts', function () {
     assert.ok(!isProtocolError(old) && old.program === undefined);
   });
 
-  it('checkRunFiles does not look for a command host\'s module', function () {
-    const m = parseManifest('hosts:\n  web:\n    command: node server.js\n', '/nonexistent-imach');
-    assert.ok(!isManifestError(m));
-    assert.equal(checkRunFiles(m), null);
-  });
 });

@@ -278,12 +278,28 @@ function commandLoop(env: Env): void {
   });
 }
 
-async function relayMode(mtu: number): Promise<void> {
-  const relay = await startRelay({ listen: { host: '127.0.0.1', port: 0 }, mtu, logger: relaySilentLogger });
+/** queueBytes: the relay's limits.queueBytes (default: the relay's). A `counters` command line reports its counters. */
+async function relayMode(mtu: number, queueBytes: number | undefined): Promise<void> {
+  const relay = await startRelay({ listen: { host: '127.0.0.1', port: 0 }, mtu, logger: relaySilentLogger, ...(queueBytes ? { limits: { queueBytes } } : {}) });
   const tokens: Record<string, string> = {};
   for (const h of ['laptop', 'web', 'phone']) tokens[h] = relay.mintToken(h);
   report({ ready: true, url: relay.url, gateway: relay.gateway, tokens });
-  process.stdin.resume();
+  let buf = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk: string) => {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        const c = JSON.parse(line) as Obj;
+        if (c.cmd === 'counters') report({ id: c.id, counters: relay.counters() });
+      } catch {
+        report({ error: `bad command ${line}` });
+      }
+    }
+  });
   process.stdin.on('end', () => {
     void relay.close().then(() => process.exit(0));
   });
@@ -348,7 +364,7 @@ function kernelMode(): void {
 const [mode, ...rest] = process.argv.slice(2);
 const run =
   mode === 'relay'
-    ? relayMode(Number(rest[0] ?? 65535))
+    ? relayMode(Number(rest[0] ?? 65535), rest[1] !== undefined ? Number(rest[1]) : undefined)
     : mode === 'relay-app'
       ? relayAppMode(rest[0]!)
     : mode === 'host'

@@ -46,8 +46,8 @@ interface Walked {
   end: number;
 }
 
-function walk(views: Uint8Array[], length: number): Walked {
-  const w = new PacketWalker(views, length);
+function walk(views: Uint8Array[], length: number, reused?: PacketWalker): Walked {
+  const w = reused?.reset(views, length) ?? new PacketWalker(views, length);
   const r: Walked = { lengths: [], src: [], dst: [], packets: [], copies: [], end: 0 };
   while (!w.done) {
     const off = w.pos;
@@ -114,6 +114,21 @@ describe('transport/packet-walker', () => {
     assert.equal(one.buffer, views[1].buffer);
     const whole = new PacketWalker([frame], frame.length).slice(0, frame.length);
     assert.equal(whole[0], frame);
+  });
+
+  it('one walker reset frame after frame walks each as a fresh one does', () => {
+    const w = new PacketWalker([], 0);
+    for (let cut = 0; cut <= frame.length; cut += 7) {
+      // a frame walked halfway (as the router leaves one at a malformed packet) must not leak into the next
+      w.reset(splitAt(frame, [3, 50]), frame.length).skip(packets[0].length);
+      w.slice(packets[0].length, frame.length);
+      assertWalked(walk(splitAt(frame, [cut]), frame.length, w), `reset, split at ${cut}`);
+    }
+  });
+
+  it('hands on the whole frame as the views it was given, not a new array', () => {
+    const views = splitAt(frame, [10, 200]);
+    assert.equal(new PacketWalker(views, frame.length).slice(0, frame.length), views);
   });
 
   it('stops at a malformed packet in the middle wherever the frame is split', () => {
