@@ -10,7 +10,7 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Agent, LineProcess, interopBlocker, startJoin } from '../test/support/interop-netns.js';
 import { NetNs } from '../test/support/join-netns.js';
-import { encodeProgramRun, LAUNCH_ENV, type Launch } from '../relay/protocol.js';
+import { LAUNCH_ENV, type Launch } from '../relay/protocol.js';
 import { REGISTER_PATH } from '../hostfn/program.js';
 import type { BenchRow } from './report.js';
 
@@ -81,7 +81,8 @@ async function throughRelay(ns: NetNs, queueBytes: number, secs: number): Promis
       host: 'web',
       relay: String(r.url),
       token: tokens.web!,
-      run: encodeProgramRun({ argv: ['node', APP], cwd: process.cwd(), egress: 'host' }),
+      run: '',
+      program: { argv: ['node', APP], cwd: process.cwd(), egress: 'host' },
       env: {},
       idleMs: null,
       mtu: 65535,
