@@ -130,7 +130,7 @@ export interface Launch {
  * `run` field as PROGRAM_RUN_PREFIX + JSON, so every provider passes it on unchanged.
  */
 export interface ProgramSpec {
-  /** the program and its arguments; argv[0] is `node` (Node programs only for now) */
+  /** the program and its arguments; `node` programs get the register module, others the preload library */
   argv: string[];
   /** absolute working directory */
   cwd: string;

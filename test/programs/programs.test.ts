@@ -1,0 +1,171 @@
+// Unmodified Linux programs as hosts through the preload library (native/preload,
+// hostfn/preload-host.ts): each server starts cold on the first connect from a test host
+// joined to the relay, and no process of a program is left after its test.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PRELOAD_LIB_PATH } from '../../hostfn/preload-host.js';
+import { startE2eApp, joinTestHost, waitFor, type E2eApp, type TestHost } from '../support/e2e-harness.js';
+import { skipOrFail } from '../support/require-all.js';
+import type { NetApi } from '../../netstack/api/net.js';
+
+function hasTool(name: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Pids of processes whose command line contains `marker`. */
+function processesWith(marker: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'latin1').includes(marker)) pids.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** One request on a fresh connection; the whole response (the server closes). */
+function exchange(net: NetApi, host: string, port: number, request: string, timeoutMs = 20_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect(port, host, () => s.write(request));
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no answer from ${host}:${port} in ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.on('data', (d: Uint8Array) => chunks.push(Buffer.from(d)));
+    s.on('error', (e: Error) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.on('end', () => {
+      clearTimeout(timer);
+      s.end();
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+  });
+}
+
+describe('programs: unmodified Linux programs as hosts (LD_PRELOAD)', function () {
+  this.timeout(90_000);
+  let app: E2eApp | undefined;
+  let me: TestHost | undefined;
+  let dir: string;
+
+  before(function () {
+    if (process.platform !== 'linux') skipOrFail(this, 'the preload library is Linux only');
+    if (!existsSync(PRELOAD_LIB_PATH)) skipOrFail(this, `the preload library is not built (${PRELOAD_LIB_PATH}; node scripts/build-native.mjs)`);
+    if (!hasTool('python3')) skipOrFail(this, 'python3 is not installed');
+    if (!hasTool('curl')) skipOrFail(this, 'curl is not installed');
+  });
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'imach-programs-'));
+  });
+
+  afterEach(async () => {
+    me?.close();
+    me = undefined;
+    await app?.close();
+    app = undefined;
+    // nothing of any program is left (every command line below names `dir`)
+    await waitFor(() => processesWith(dir).length === 0, `no process left of ${dir}: ${processesWith(dir).join(',')}`, 10_000);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('python3 -m http.server serves a file, started cold, and its access log shows the overlay peer (getpeername)', async () => {
+    writeFileSync(join(dir, 'hello.txt'), 'hello from python\n');
+    app = await startE2eApp(
+      `
+hosts:
+  web:
+    command: python3 -u -m http.server 8000 --bind 0.0.0.0 --directory ${dir}
+    address: 10.77.0.40
+    idle: 60s
+`,
+      {},
+    );
+    me = await joinTestHost(app.relay.url, app.relay.mintToken('tester', 3600));
+    const response = await exchange(me.net, '10.77.0.40', 8000, 'GET /hello.txt HTTP/1.0\r\nHost: web\r\n\r\n');
+    assert.match(response, /^HTTP\/1\.0 200 OK\r\n/);
+    assert.ok(response.endsWith('\r\n\r\nhello from python\n'), response);
+    await waitFor(() => app!.output.some((l) => l.includes('"GET /hello.txt HTTP/1.0" 200')), 'the access log line');
+    const line = app.output.find((l) => l.includes('"GET /hello.txt'))!;
+    assert.ok(line.startsWith(`web: ${me.address} - - [`), line);
+  });
+
+  it('a program as a client: curl inside a host reaches a Node host by its overlay name', async () => {
+    app = await startE2eApp(
+      `
+hosts:
+  api:
+    run: ./api.js
+    idle: 60s
+  fetcher:
+    command: [sh, -c, "curl -sS --max-time 20 http://api:8080/x; echo; echo fetched ${dir}"]
+    address: 10.77.0.41
+    idle: 60s
+`,
+      {
+        'api.js': `export default function ({ net }) {
+  net.createServer((s) => s.once('data', () => s.end('HTTP/1.1 200 OK\\r\\ncontent-length: 12\\r\\nconnection: close\\r\\n\\r\\nhello, curl!'))).listen(8080);
+}`,
+      },
+    );
+    me = await joinTestHost(app.relay.url, app.relay.mintToken('tester', 3600));
+    await me.ping('10.77.0.41', 10_000).catch(() => 0);
+    await waitFor(() => app!.output.some((l) => l.startsWith('fetcher: fetched')), `curl's output: ${app!.output.join('\n')}`, 40_000);
+    assert.ok(app.output.includes('fetcher: hello, curl!'), app.output.join('\n'));
+    // the program ended, so the host was released
+    await waitFor(() => app!.relay.hosts().find((h) => h.name === 'fetcher')!.state !== 'running', 'fetcher released');
+  });
+
+  it('a program that exits at start is failed with backoff, not restarted on every SYN', async () => {
+    app = await startE2eApp(
+      `
+hosts:
+  broken:
+    command: [sh, -c, "echo cannot start ${dir} >&2; exit 3"]
+    address: 10.77.0.42
+`,
+      {},
+    );
+    me = await joinTestHost(app.relay.url, app.relay.mintToken('tester', 3600));
+    const end = Date.now() + 4000;
+    while (Date.now() < end) {
+      await exchange(me.net, '10.77.0.42', 80, '', 2000).catch(() => '');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const h = app.relay.hosts().find((x) => x.name === 'broken')!;
+    assert.equal(h.state, 'failed');
+    assert.ok(h.starts >= 1 && h.starts <= 3, `${h.starts} starts in 4 s`);
+    assert.match(h.lastReason, /program exited with code 3/);
+  });
+
+  it('a program that ignores SIGTERM is killed with its process group after the grace time', async () => {
+    app = await startE2eApp(
+      `
+hosts:
+  stubborn:
+    command: [sh, -c, "trap '' TERM; sleep 300 & python3 -c 'import signal,socket,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); s=socket.socket(); s.bind((\\"0.0.0.0\\", 7)); s.listen(); print(\\"listening\\", flush=True); time.sleep(300)' ${dir}"]
+    address: 10.77.0.43
+`,
+      {},
+    );
+    me = await joinTestHost(app.relay.url, app.relay.mintToken('tester', 3600));
+    await me.ping('10.77.0.43', 10_000).catch(() => 0);
+    await waitFor(() => app!.output.includes('stubborn: listening'), `the program listens: ${app!.output.join('\n')}`);
+    assert.ok(processesWith(dir).length >= 1);
+    const t0 = Date.now();
+    await app.provider.stopAll();
+    await waitFor(() => processesWith(dir).length === 0, 'the program and its children killed', 15_000);
+    // SIGTERM was ignored: it took the grace time (4 s in preload-host.ts)
+    assert.ok(Date.now() - t0 >= 3000, `${Date.now() - t0} ms`);
+  });
+});
