@@ -51,8 +51,12 @@ const POLL_MS = 200;
 const HEADER_TIMEOUT_MS = 10_000;
 /** Pending overlay connections per listener beyond the program's backlog are refused (reset). */
 const MAX_BACKLOG = 4096;
-/** SIGTERM to this process (the provider's stop): the program's grace before SIGKILL. */
-const STOP_GRACE_MS = 4000;
+/**
+ * SIGTERM to this process (the provider's stop): the program's grace before SIGKILL, three
+ * quarters of the provider's own (IMACH_STOP_GRACE_MS), so the group is killed before this
+ * process is.
+ */
+const STOP_GRACE_MS = Math.max(0, Math.floor((Number(process.env.IMACH_STOP_GRACE_MS) || 5000) * 0.75));
 
 // Only when run as the host's process, not when imported for its paths.
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) await main();
@@ -143,6 +147,7 @@ async function main(): Promise<void> {
     const id = nextListenerId++;
     const l: Listener = { server: undefined as unknown as NetServer, control: sock, pending: [], backlog: Math.max(1, Math.min(MAX_BACKLOG, req.arg)) };
     l.server = stack.net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (tcp) => {
+      hostLog.debug('overlay connection', { port: req.port, pending: l.pending.length });
       if (l.pending.length >= l.backlog) {
         refusedOverBacklog++;
         tcp.destroy();
@@ -153,6 +158,7 @@ async function main(): Promise<void> {
       sock.write(Buffer.of(1));
     });
     l.server.once('error', (e: Error & { code?: string }) => {
+      hostLog.warn('the program cannot listen', { port: req.port, err: e.message, pid: req.pid });
       listeners.delete(id);
       fail(sock, errnoOf(e.code));
     });
@@ -160,10 +166,13 @@ async function main(): Promise<void> {
       listeners.set(id, l);
       const a = l.server.address();
       const port = typeof a === 'object' && a !== null ? a.port : req.port;
+      hostLog.info('the program listens', { port, pid: req.pid });
       reply(sock, { err: 0, id, localAddress: req.address, localPort: port });
+      startDelivery();
     });
     sock.on('error', () => {});
     sock.once('close', () => {
+      hostLog.debug('the program closed a listener', { port: req.port, pid: req.pid });
       listeners.delete(id);
       l.server.close();
       for (const p of l.pending) p.destroy();
@@ -207,7 +216,8 @@ async function main(): Promise<void> {
       sock.pause();
       sock.setTimeout(0);
       if (got.length > need) sock.unshift(got.subarray(need));
-      if (req.op !== OP_ACCEPT) startDelivery();
+      // a name lookup does not count: programs look up their own machine's name before they listen
+      if (req.op === OP_CONNECT) startDelivery();
       switch (req.op) {
         case OP_CONNECT:
           return onConnect(sock, req);
