@@ -14,6 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer as createUnixServer, type Server as UnixServer, type Socket as UnixSocket } from 'node:net';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createLogger, textSink } from './log.js';
 import { createNetstackBundle } from './netstack-bundle.js';
@@ -192,9 +193,17 @@ async function main(): Promise<void> {
   };
 
   const onResolve = (sock: UnixSocket, name: string): void => {
+    // Programs look up their machine's own name before they listen (python's getfqdn):
+    // that is the machine's to answer, and must not deliver the held packets early.
+    if (name === machineName || name.startsWith(machineName + '.')) return fail(sock, errnoOf('ENOENT'));
+    // the relay's answer comes through the link
+    startDelivery();
     dns.lookup(name).then(
       (address) => sock.end(encodeReply({ err: 0, peerAddress: address })),
-      (e: Error & { code?: string }) => fail(sock, errnoOf(e.code === 'ENOTFOUND' ? 'ENOENT' : e.code)),
+      (e: Error & { code?: string }) => {
+        hostLog.debug('lookup failed', { name, err: e.message });
+        fail(sock, errnoOf(e.code === 'ENOTFOUND' ? 'ENOENT' : e.code));
+      },
     );
   };
 
@@ -216,7 +225,6 @@ async function main(): Promise<void> {
       sock.pause();
       sock.setTimeout(0);
       if (got.length > need) sock.unshift(got.subarray(need));
-      // a name lookup does not count: programs look up their own machine's name before they listen
       if (req.op === OP_CONNECT) startDelivery();
       switch (req.op) {
         case OP_CONNECT:
@@ -235,6 +243,7 @@ async function main(): Promise<void> {
     sock.on('data', onData);
   };
 
+  const machineName = hostname();
   const socketName = `@imach-preload-${process.pid}-${randomBytes(6).toString('hex')}`;
   const unixServer: UnixServer = createUnixServer({ allowHalfOpen: true }, onUnixConnection);
   await new Promise<void>((resolve, reject) => {
