@@ -100,6 +100,47 @@ hosts:
     assert.ok(line.startsWith(`web: ${me.address} - - [`), line);
   });
 
+  it('redis-server started cold: PING/SET/GET from a test host, then redis-cli and redis-benchmark -c 50 -n 100000 -t get,set inside another host with no errors', async function () {
+    if (!hasTool('redis-server') || !hasTool('redis-benchmark')) skipOrFail(this, 'redis-server / redis-benchmark are not installed (apt-get install redis-server)');
+    this.timeout(240_000);
+    app = await startE2eApp(
+      `
+hosts:
+  kv:
+    command: redis-server --port 6379 --bind 0.0.0.0 --save "" --appendonly no --protected-mode no --dir ${dir}
+    address: 10.77.0.44
+    idle: 120s
+  bench:
+    command: [sh, -c, "redis-cli -h kv SET greeting hello-${'$'}{HOSTNAME:-x} >/dev/null && redis-cli -h kv GET greeting && redis-benchmark -h kv -p 6379 -c 50 -n 100000 -t get,set -q 2>&1 | tr '\\r' '\\n'; echo bench done ${dir}"]
+    address: 10.77.0.45
+    idle: 120s
+`,
+      {},
+    );
+    me = await joinTestHost(app.relay.url, app.relay.mintToken('tester', 3600));
+    const resp = await new Promise<string>((resolve, reject) => {
+      let got = '';
+      const s = me!.net.connect(6379, '10.77.0.44', () => s.write('PING\r\nSET k v1\r\nGET k\r\n'));
+      s.on('data', (d: Uint8Array) => {
+        got += Buffer.from(d).toString('latin1');
+        if (got.endsWith('$2\r\nv1\r\n')) {
+          s.end();
+          resolve(got);
+        }
+      });
+      s.on('error', reject);
+    });
+    assert.equal(resp, '+PONG\r\n+OK\r\n$2\r\nv1\r\n');
+    await me.ping('10.77.0.45', 10_000).catch(() => 0);
+    await waitFor(() => app!.output.some((l) => l.startsWith('bench: bench done')), `redis-benchmark: ${app!.output.join('\n')}`, 200_000);
+    const lines = app.output.filter((l) => l.startsWith('bench: '));
+    assert.ok(lines.some((l) => /^bench: hello-/.test(l)), lines.join('\n'));
+    const rates = lines.map((l) => /^bench: (SET|GET): ([\d.]+) requests per second/.exec(l)).filter((m) => m !== null);
+    assert.deepEqual(rates.map((m) => m![1]).sort(), ['GET', 'SET'], lines.join('\n'));
+    assert.ok(!lines.some((l) => /error|refused|reset/i.test(l)), lines.join('\n'));
+    process.stderr.write(`      redis-benchmark through two preloaded hosts: ${rates.map((m) => `${m![1]} ${m![2]}/s`).join(', ')}\n`);
+  });
+
   it('a program as a client: curl inside a host reaches a Node host by its overlay name', async () => {
     app = await startE2eApp(
       `
