@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument, type Document, type YAMLError } from 'yaml';
 import { formatAddress, isHostAddress, parseAddress, parseNetwork } from './address.js';
-import { DEFAULT_NETWORK, encodeProgramRun, type ProgramSpec } from './protocol.js';
+import { DEFAULT_NETWORK, PROGRAM_RUN_PREFIX, encodeProgramRun, type ProgramSpec } from './protocol.js';
 
 export type ProviderName = 'local' | 'lambda';
 
@@ -371,7 +371,7 @@ export function parseManifest(text: string, baseDir: string, path = ''): Manifes
  */
 export function checkRunFiles(manifest: Manifest): ManifestError | null {
   for (const h of manifest.hosts) {
-    if (h.provider !== 'local') continue;
+    if (h.provider !== 'local' || h.run.startsWith(PROGRAM_RUN_PREFIX)) continue;
     let problem: string | null = null;
     try {
       if (!statSync(h.run).isFile()) problem = 'not a file';
