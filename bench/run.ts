@@ -10,7 +10,9 @@ and emit, with Benchmark.js), codec (the WebSocket codec: what masking costs), r
 through the relay), cold (SYN to a cold local host: first start after boot, back to back),
 join (a kernel through TUN; needs root, /dev/net/tun and the addon),
 lambda (start latency through lambda-local), http (express with autocannon through TUN: a
-command: host against kernel loopback; needs root, /dev/net/tun and the addon).
+command: host against kernel loopback; needs root, /dev/net/tun and the addon), programs
+(redis-benchmark against redis-server, both preloaded hosts, against kernel loopback; needs
+redis-server, redis-tools and the preload library).
   --only   run only these groups (default: all)
   --quick  shorter runs, smaller transfers (figures are noisier)
   --help   this text`;
@@ -28,6 +30,7 @@ async function groups(): Promise<Record<string, Group>> {
     ['join', './join.js', 'runJoinBench'],
     ['lambda', './lambda.js', 'runLambdaBench'],
     ['http', './http.js', 'runHttpBench'],
+    ['programs', './programs.js', 'runProgramsBench'],
   ] as const) {
     try {
       const mod = (await import(file)) as Record<string, Group>;
