@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PRELOAD_LIB_PATH } from '../../hostfn/preload-host.js';
 import { startE2eApp, joinTestHost, waitFor, type E2eApp, type TestHost } from '../support/e2e-harness.js';
 import { skipOrFail } from '../support/require-all.js';
@@ -139,6 +140,27 @@ hosts:
     assert.deepEqual(rates.map((m) => m![1]).sort(), ['GET', 'SET'], lines.join('\n'));
     assert.ok(!lines.some((l) => /error|refused|reset/i.test(l)), lines.join('\n'));
     process.stderr.write(`      redis-benchmark through two preloaded hosts: ${rates.map((m) => `${m![1]} ${m![2]}/s`).join(', ')}\n`);
+  });
+
+  it('a client socket stays a real fd: non-blocking connect, select/poll/epoll, SO_ERROR, dup, dup2, fork, ECONNREFUSED', async () => {
+    const fixture = fileURLToPath(new URL('../../../test/fixtures/programs/fd-checks.py', import.meta.url));
+    app = await startE2eApp(
+      `
+hosts:
+  echo:
+    run: ./echo.js
+    idle: 60s
+  checker:
+    command: [sh, -c, "python3 ${fixture} echo; echo checker done ${dir}"]
+    address: 10.77.0.46
+    idle: 60s
+`,
+      { 'echo.js': `export default function ({ net }) { net.createServer((s) => s.pipe(s)).listen(7); }` },
+    );
+    me = await joinTestHost(app.relay.url, app.relay.mintToken('tester', 3600));
+    await me.ping('10.77.0.46', 10_000).catch(() => 0);
+    await waitFor(() => app!.output.some((l) => l.startsWith('checker: checker done')), `the checks: ${app!.output.join('\n')}`, 40_000);
+    assert.ok(app.output.includes('checker: fd checks ok'), app.output.join('\n'));
   });
 
   it('a program as a client: curl inside a host reaches a Node host by its overlay name', async () => {
