@@ -4,7 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -161,6 +162,54 @@ hosts:
     await me.ping('10.77.0.46', 10_000).catch(() => 0);
     await waitFor(() => app!.output.some((l) => l.startsWith('checker: checker done')), `the checks: ${app!.output.join('\n')}`, 40_000);
     assert.ok(app.output.includes('checker: fd checks ok'), app.output.join('\n'));
+  });
+
+  it('nginx (master and 2 workers, sendfile) serves a 64 MiB file, SHA-256 equal', async function () {
+    if (!hasTool('nginx')) skipOrFail(this, 'nginx is not installed (apt-get install nginx-light)');
+    const www = join(dir, 'www');
+    chmodSync(dir, 0o755); // nginx's workers run as nobody
+    mkdirSync(www);
+    mkdirSync(join(dir, 'tmp'));
+    const file = randomBytes(64 << 20);
+    writeFileSync(join(www, 'big.bin'), file);
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `daemon off; master_process on; worker_processes 2; pid ${dir}/nginx.pid; error_log stderr warn;
+events { worker_connections 64; }
+http {
+  access_log ${dir}/access.log; sendfile on;
+  client_body_temp_path ${dir}/tmp/b; proxy_temp_path ${dir}/tmp/p; fastcgi_temp_path ${dir}/tmp/f; uwsgi_temp_path ${dir}/tmp/u; scgi_temp_path ${dir}/tmp/s;
+  server { listen 8080; root ${www}; }
+}
+`,
+    );
+    app = await startE2eApp(
+      `
+hosts:
+  static:
+    command: nginx -c ${dir}/nginx.conf -p ${dir}
+    address: 10.77.0.47
+    idle: 60s
+`,
+      {},
+    );
+    me = await joinTestHost(app.relay.url, app.relay.mintToken('tester', 3600));
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const s = me!.net.connect(8080, '10.77.0.47', () => s.write('GET /big.bin HTTP/1.0\r\nHost: static\r\n\r\n'));
+      s.on('data', (d: Uint8Array) => chunks.push(Buffer.from(d)));
+      s.on('error', reject);
+      s.on('end', () => {
+        s.end();
+        resolve(Buffer.concat(chunks));
+      });
+    });
+    const head = body.subarray(0, body.indexOf('\r\n\r\n') + 4).toString('latin1');
+    assert.match(head, /^HTTP\/1\.1 200 OK\r\n/, head);
+    const payload = body.subarray(head.length);
+    assert.equal(payload.length, file.length);
+    assert.equal(createHash('sha256').update(payload).digest('hex'), createHash('sha256').update(file).digest('hex'));
+    assert.match(readFileSync(join(dir, 'access.log'), 'latin1'), new RegExp(`^${me.address.replace(/\./g, '\\.')} - - .*"GET /big.bin HTTP/1.0" 200 ${file.length}`, 'm'));
   });
 
   it('a program as a client: curl inside a host reaches a Node host by its overlay name', async () => {
