@@ -16,7 +16,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { createServer as createUnixServer, type Server as UnixServer, type Socket as UnixSocket } from 'node:net';
+import { isIP, createServer as createUnixServer, type Server as UnixServer, type Socket as UnixSocket } from 'node:net';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createLogger, textSink } from './log.js';
@@ -172,7 +172,7 @@ async function main(): Promise<void> {
       const port = typeof a === 'object' && a !== null ? a.port : req.port;
       hostLog.info('the program listens', { port, pid: req.pid });
       reply(sock, { err: 0, id, localAddress: req.address, localPort: port });
-      startDelivery();
+      startDelivery(`a listen on port ${port}`);
     });
     sock.on('error', () => {});
     sock.once('close', () => {
@@ -198,9 +198,9 @@ async function main(): Promise<void> {
   const onResolve = (sock: UnixSocket, name: string): void => {
     // Programs look up their machine's own name before they listen (python's getfqdn):
     // that is the machine's to answer, and must not deliver the held packets early.
-    if (name === machineName || name.startsWith(machineName + '.')) return fail(sock, errnoOf('ENOENT'));
+    if (name === machineName || name.startsWith(machineName + '.') || isIP(name) !== 0) return fail(sock, errnoOf('ENOENT'));
     // the relay's answer comes through the link
-    startDelivery();
+    startDelivery(`a lookup of ${name}`);
     dns.lookup(name).then(
       (address) => sock.end(encodeReply({ err: 0, peerAddress: address })),
       (e: Error & { code?: string }) => {
@@ -228,7 +228,7 @@ async function main(): Promise<void> {
       sock.pause();
       sock.setTimeout(0);
       if (got.length > need) sock.unshift(got.subarray(need));
-      if (req.op === OP_CONNECT) startDelivery();
+      if (req.op === OP_CONNECT) startDelivery(`a connect to ${req.address}:${req.port}`);
       switch (req.op) {
         case OP_CONNECT:
           return onConnect(sock, req);
@@ -257,10 +257,11 @@ async function main(): Promise<void> {
   // ---- the packets that started the host: delivered once the program listens or dials ----
 
   let delivering = false;
-  function startDelivery(): void {
+  function startDelivery(why: string): void {
     programUsedNetwork = true;
     if (delivering) return;
     delivering = true;
+    hostLog.debug('delivering the held packets', { after: why });
     // the listen is registered in the stack by now (its reply waits for it) or the next turn
     setImmediate(() => {
       link.resumeReceive();

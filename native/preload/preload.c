@@ -97,7 +97,10 @@ static void say(const char *msg) {
   if (n > 0) (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-__attribute__((constructor)) static void init(void) {
+// Another library's constructor may call in before ours has run: every wrapper loads the
+// real functions first.
+static void load_symbols(void) {
+  if (real_fcntl != NULL) return;
   real_socket = dlsym(RTLD_NEXT, "socket");
   real_bind = dlsym(RTLD_NEXT, "bind");
   real_listen = dlsym(RTLD_NEXT, "listen");
@@ -114,10 +117,13 @@ __attribute__((constructor)) static void init(void) {
   real_dup = dlsym(RTLD_NEXT, "dup");
   real_dup2 = dlsym(RTLD_NEXT, "dup2");
   real_dup3 = dlsym(RTLD_NEXT, "dup3");
-  real_fcntl = dlsym(RTLD_NEXT, "fcntl");
   real_getaddrinfo = dlsym(RTLD_NEXT, "getaddrinfo");
   real_gethostbyname = dlsym(RTLD_NEXT, "gethostbyname");
+  real_fcntl = dlsym(RTLD_NEXT, "fcntl");
+}
 
+__attribute__((constructor)) static void init(void) {
+  load_symbols();
   const char *path = getenv("IMACH_PRELOAD_SOCKET");
   const char *net = getenv("IMACH_PRELOAD_NET");
   if (path == NULL || net == NULL) return;
@@ -242,7 +248,7 @@ static void set_in(struct sockaddr_in *sin, uint32_t addr, uint16_t port) {
 }
 
 int socket(int domain, int type, int protocol) {
-  if (!real_socket) init();
+  load_symbols();
   if (!enabled) return real_socket(domain, type, protocol);
   int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (domain == AF_INET6 && !warned_ipv6) {
@@ -267,6 +273,7 @@ int socket(int domain, int type, int protocol) {
 }
 
 int bind(int fd, const struct sockaddr *addr, socklen_t len) {
+  load_symbols();
   struct slot *s = slot_of(fd);
   if (s == NULL) return real_bind(fd, addr, len);
   if (addr == NULL || len < sizeof(struct sockaddr_in) || addr->sa_family != AF_INET) {
@@ -292,6 +299,7 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
 }
 
 int listen(int fd, int backlog) {
+  load_symbols();
   struct slot *s = slot_of(fd);
   if (s == NULL) return real_listen(fd, backlog);
   if (s->kind == KIND_LISTENING) return 0;
@@ -313,6 +321,7 @@ int listen(int fd, int backlog) {
 }
 
 static int do_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
+  load_symbols();
   struct slot *s = slot_of(fd);
   if (s == NULL) return real_accept4(fd, addr, len, flags);
   if (s->kind != KIND_LISTENING) {
@@ -357,6 +366,7 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len) { return do_accept(fd,
 int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return do_accept(fd, addr, len, flags); }
 
 int connect(int fd, const struct sockaddr *addr, socklen_t len) {
+  load_symbols();
   struct slot *s = slot_of(fd);
   if (s == NULL) return real_connect(fd, addr, len);
   if (addr == NULL || len < sizeof(struct sockaddr_in) || addr->sa_family != AF_INET) {
@@ -408,6 +418,7 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
 }
 
 int getsockname(int fd, struct sockaddr *addr, socklen_t *len) {
+  load_symbols();
   struct slot *s = slot_of(fd);
   if (s == NULL) return real_getsockname(fd, addr, len);
   fill_addr(addr, len, &s->local);
@@ -415,6 +426,7 @@ int getsockname(int fd, struct sockaddr *addr, socklen_t *len) {
 }
 
 int getpeername(int fd, struct sockaddr *addr, socklen_t *len) {
+  load_symbols();
   struct slot *s = slot_of(fd);
   if (s == NULL) return real_getpeername(fd, addr, len);
   if (s->kind != KIND_CONNECTED) {
@@ -426,6 +438,7 @@ int getpeername(int fd, struct sockaddr *addr, socklen_t *len) {
 }
 
 int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
+  load_symbols();
   struct slot *s = slot_of(fd);
   if (s == NULL) return real_setsockopt(fd, level, name, value, len);
   if (level == SOL_SOCKET && (name == SO_SNDBUF || name == SO_RCVBUF || name == SO_RCVTIMEO || name == SO_SNDTIMEO || name == SO_RCVLOWAT))
@@ -435,6 +448,7 @@ int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
 }
 
 int getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
+  load_symbols();
   struct slot *s = slot_of(fd);
   if (s == NULL) return real_getsockopt(fd, level, name, value, len);
   int v;
@@ -461,6 +475,7 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
 }
 
 ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, socklen_t *len) {
+  load_symbols();
   struct slot *s = slot_of(fd);
   ssize_t r = real_recvfrom(fd, buf, n, flags, s != NULL ? NULL : addr, s != NULL ? NULL : len);
   if (s != NULL && r >= 0 && addr != NULL) fill_addr(addr, len, &s->peer);
@@ -468,12 +483,14 @@ ssize_t recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *addr, 
 }
 
 ssize_t sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr, socklen_t len) {
+  load_symbols();
   // a connected stream ignores the address, as TCP does
   if (slot_of(fd) != NULL) return real_sendto(fd, buf, n, flags, NULL, 0);
   return real_sendto(fd, buf, n, flags, addr, len);
 }
 
 int close(int fd) {
+  load_symbols();
   clear_slot(fd);
   return real_close(fd);
 }
@@ -485,24 +502,28 @@ static void copy_slot(int from, int to, int r) {
 }
 
 int dup(int fd) {
+  load_symbols();
   int r = real_dup(fd);
   copy_slot(fd, r, r);
   return r;
 }
 
 int dup2(int fd, int to) {
+  load_symbols();
   int r = real_dup2(fd, to);
   copy_slot(fd, to, r);
   return r;
 }
 
 int dup3(int fd, int to, int flags) {
+  load_symbols();
   int r = real_dup3(fd, to, flags);
   copy_slot(fd, to, r);
   return r;
 }
 
 int fcntl(int fd, int cmd, ...) {
+  load_symbols();
   va_list ap;
   va_start(ap, cmd);
   void *arg = va_arg(ap, void *); // every fcntl argument fits a pointer
@@ -514,6 +535,7 @@ int fcntl(int fd, int cmd, ...) {
 
 // glibc >= 2.28 binaries call fcntl64.
 int fcntl64(int fd, int cmd, ...) {
+  load_symbols();
   va_list ap;
   va_start(ap, cmd);
   void *arg = va_arg(ap, void *);
@@ -528,8 +550,8 @@ int fcntl64(int fd, int cmd, ...) {
 static int resolve_overlay(const char *name, uint32_t *addr) {
   size_t n = strlen(name);
   if (n == 0 || n > 253 || strcmp(name, "localhost") == 0) return -1;
-  struct in_addr tmp;
-  if (inet_pton(AF_INET, name, &tmp) == 1) return -1;
+  struct in6_addr tmp;
+  if (inet_pton(AF_INET, name, &tmp) == 1 || inet_pton(AF_INET6, name, &tmp) == 1) return -1; // numeric: libc's
   int fd = real_socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   struct request req = {.op = OP_RESOLVE, .arg = (uint32_t)n, .pid = (uint32_t)getpid()};
@@ -547,7 +569,7 @@ struct gai_block {
 };
 
 int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res) {
-  if (!real_getaddrinfo) init();
+  load_symbols();
   uint32_t addr;
   int family = hints != NULL ? hints->ai_family : AF_UNSPEC;
   if (!enabled || node == NULL || (family != AF_UNSPEC && family != AF_INET) || resolve_overlay(node, &addr) != 0)
@@ -568,7 +590,7 @@ struct hostent *gethostbyname(const char *name) {
   static __thread uint32_t addr;
   static __thread char *list[2];
   static __thread char namebuf[256];
-  if (!real_gethostbyname) init();
+  load_symbols();
   if (!enabled || name == NULL || resolve_overlay(name, &addr) != 0) return real_gethostbyname(name);
   snprintf(namebuf, sizeof namebuf, "%s", name);
   list[0] = (char *)&addr;

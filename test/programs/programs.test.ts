@@ -18,6 +18,14 @@ function hasTool(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
 }
 
+/** The newest PostgreSQL's bin folder (Debian's layout), or null. */
+function pgBin(): string | null {
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return null;
+  const versions = readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'postgres'))).sort((a, b) => Number(b) - Number(a));
+  return versions.length > 0 ? join(root, versions[0]!, 'bin') : null;
+}
+
 /** Pids of processes whose command line contains `marker`. */
 function processesWith(marker: string): number[] {
   const pids: number[] = [];
@@ -210,6 +218,43 @@ hosts:
     assert.equal(payload.length, file.length);
     assert.equal(createHash('sha256').update(payload).digest('hex'), createHash('sha256').update(file).digest('hex'));
     assert.match(readFileSync(join(dir, 'access.log'), 'latin1'), new RegExp(`^${me.address.replace(/\./g, '\\.')} - - .*"GET /big.bin HTTP/1.0" 200 ${file.length}`, 'm'));
+  });
+
+  it('PostgreSQL started cold (initdb on first start, forked backends): psql creates and reads a table, pgbench -i then -c 8 -T 10 with no failed transactions', async function () {
+    const bin = pgBin();
+    if (bin === null || !hasTool('runuser')) skipOrFail(this, 'PostgreSQL is not installed (apt-get install postgresql)');
+    this.timeout(180_000);
+    chmodSync(dir, 0o777); // initdb and postgres run as the postgres user
+    const pg = `${dir}/pg`;
+    const start = `test -f ${pg}/PG_VERSION || { ${bin}/initdb -D ${pg} -U postgres --auth=trust >/dev/null && echo 'host all all 10.77.0.0/16 trust' >> ${pg}/pg_hba.conf; }; exec ${bin}/postgres -D ${pg} -c listen_addresses=0.0.0.0 -c unix_socket_directories=${dir} -c fsync=off`;
+    // the first connect starts db; postgres refuses logins while it starts up ("the database system is starting up"), as on any machine
+    const client = `for i in $(seq 40); do ${bin}/pg_isready -q -h db -U postgres && break; sleep 0.5; done; ${bin}/psql -h db -U postgres -Atc 'create table t (n int); insert into t values (41), (1); select sum(n) from t' postgres && ${bin}/pgbench -h db -U postgres -i -q postgres 2>&1 | tail -1 && ${bin}/pgbench -h db -U postgres -c 8 -T 10 postgres 2>&1; echo pg done ${dir}`;
+    app = await startE2eApp(
+      `
+hosts:
+  db:
+    command: [runuser, -u, postgres, --, sh, -c, ${JSON.stringify(start)}]
+    address: 10.77.0.48
+    idle: 120s
+    startTimeout: 60s
+  pgclient:
+    command: [sh, -c, ${JSON.stringify(client)}]
+    address: 10.77.0.49
+    idle: 120s
+`,
+      {},
+    );
+    me = await joinTestHost(app.relay.url, app.relay.mintToken('tester', 3600));
+    await me.ping('10.77.0.49', 10_000).catch(() => 0);
+    await waitFor(() => app!.output.some((l) => l.startsWith('pgclient: pg done')), `pgbench: ${app!.output.join('\n')}`, 150_000);
+    const lines = app.output.filter((l) => l.startsWith('pgclient: '));
+    assert.ok(lines.includes('pgclient: 42'), app.output.join('\n'));
+    assert.ok(lines.some((l) => /number of failed transactions: 0 /.test(l)) || !lines.some((l) => /failed transactions/.test(l)), lines.join('\n'));
+    const tx = lines.map((l) => /number of transactions actually processed: (\d+)/.exec(l)).find((m) => m !== null);
+    assert.ok(tx !== undefined && Number(tx[1]) > 0, lines.join('\n'));
+    assert.ok(!lines.some((l) => /error|FATAL/i.test(l)), lines.join('\n'));
+    const tps = lines.find((l) => /^pgclient: tps = /.test(l));
+    process.stderr.write(`      pgbench -c 8 -T 10 through two preloaded hosts: ${tps?.slice('pgclient: '.length) ?? '?'}\n`);
   });
 
   it('a program as a client: curl inside a host reaches a Node host by its overlay name', async () => {
