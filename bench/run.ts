@@ -12,7 +12,9 @@ join (a kernel through TUN; needs root, /dev/net/tun and the addon),
 lambda (start latency through lambda-local), http (express with autocannon through TUN: a
 command: host against kernel loopback; needs root, /dev/net/tun and the addon),
 queue (the relay's per-destination queue: 1 MiB responses to 400 connections through TUN,
-per queue size: drops and p99; same needs as http).
+per queue size: drops and p99; same needs as http), programs (redis-benchmark against
+redis-server, both preloaded hosts, against kernel loopback; needs redis-server,
+redis-tools and the preload library).
   --only   run only these groups (default: all)
   --quick  shorter runs, smaller transfers (figures are noisier)
   --help   this text`;
@@ -32,6 +34,7 @@ async function groups(): Promise<Record<string, Group>> {
     ['lambda', './lambda.js', 'runLambdaBench'],
     ['http', './http.js', 'runHttpBench'],
     ['queue', './queue.js', 'runQueueBench'],
+    ['programs', './programs.js', 'runProgramsBench'],
   ] as const) {
     try {
       const mod = (await import(file)) as Record<string, Group>;

@@ -85,7 +85,7 @@ export class LocalProvider implements Provider {
     let spare: Spare | null = null;
     try {
       // A `command:` host is its own program: no spare can become it.
-      const program = programSpawn(launch, { ...process.env, ...this.options.env }, this.options.nodeArgs);
+      const program = programSpawn(launch, { ...process.env, ...this.options.env, IMACH_STOP_GRACE_MS: String(this.options.stopGraceMs ?? 5000) }, this.options.nodeArgs);
       if (program === null) spare = this.takeSpare();
       if (spare !== null) {
         inst = this.launchSpare(spare, launch);

@@ -279,7 +279,6 @@ function parseProgram(b: Obj, field: string, baseDir: string): ProgramSpec {
     fail(`${field}.command`, b.command, "expected a command line like 'node server.js' or a list of words");
   }
   if (argv.length === 0 || argv.length > 256) fail(`${field}.command`, b.command, 'expected 1 to 256 words');
-  if (!/(^|\/)node$/.test(argv[0]!)) fail(`${field}.command`, b.command, "only Node programs for now: the command must start with 'node'");
   if (b.cwd !== undefined && (typeof b.cwd !== 'string' || b.cwd === '')) fail(`${field}.cwd`, b.cwd, 'expected a folder');
   const cwd = typeof b.cwd === 'string' ? resolve(baseDir, b.cwd) : baseDir;
   const egress = b.egress ?? 'host';

@@ -136,7 +136,7 @@ export interface Launch {
 
 /** A `command:` host: an ordinary program run as the host (the Launch's `program`). */
 export interface ProgramSpec {
-  /** the program and its arguments; argv[0] is `node` (Node programs only for now) */
+  /** the program and its arguments; `node` programs get the register module, others the preload library */
   argv: string[];
   /** absolute working directory */
   cwd: string;

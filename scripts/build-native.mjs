@@ -1,14 +1,32 @@
 #!/usr/bin/env node
-// Builds the optional TUN addon (native/tun) with the node-gyp that npm ships.
-// It never fails the install: on any problem it prints one line saying why the addon is
-// unavailable and exits 0, so everything but `imach join` (TUN mode) still works.
+// Builds the optional native parts: the preload library (native/preload, with the system C
+// compiler) and the TUN addon (native/tun, with the node-gyp that npm ships).
+// It never fails the install: on any problem it prints one line saying why a part is
+// unavailable and exits 0, so everything else still works.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const addonDir = path.join(root, 'native', 'tun');
+
+buildPreload();
+
+/** native/preload/build/imach_preload.so: non-Node `command:` hosts need it. */
+function buildPreload() {
+  const why = (reason) => console.log(`imach: preload library unavailable (${reason}); only Node programs can be \`command:\` hosts, everything else works without it`);
+  if (process.env.IMACH_SKIP_NATIVE === '1') return why('IMACH_SKIP_NATIVE=1');
+  if (process.platform !== 'linux') return why(`it is Linux only, this is ${process.platform}`);
+  const dir = path.join(root, 'native', 'preload');
+  const out = path.join(dir, 'build', 'imach_preload.so');
+  mkdirSync(path.dirname(out), { recursive: true });
+  const cc = process.env.CC || 'cc';
+  const res = spawnSync(cc, ['-O2', '-Wall', '-shared', '-fPIC', '-o', out, path.join(dir, 'preload.c'), '-ldl'], { encoding: 'utf8', timeout: 120_000 });
+  if (res.error) return why(`${cc} did not run: ${res.error.message}`);
+  if (res.status !== 0) return why(`build failed: ${failureReason(`${res.stderr ?? ''}\n${res.stdout ?? ''}`, res.status)}`);
+  console.log('imach: preload library built (native/preload/build/imach_preload.so)');
+}
 
 function unavailable(why) {
   console.log(`imach: TUN addon unavailable (${why}); \`imach join\` needs it, everything else works without it`);

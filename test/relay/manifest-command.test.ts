@@ -46,9 +46,13 @@ describe('manifest: command hosts', function () {
     assert.equal(splitCommand(`node "open`), 'unbalanced quotes');
   });
 
+  it('any program, not only node (the preload library runs it)', function () {
+    const p = hostProgram('hosts:\n  kv:\n    command: redis-server --port 6379\n');
+    assert.deepEqual(p, { argv: ['redis-server', '--port', '6379'], cwd: '/srv/app', egress: 'host' });
+  });
+
   it('names the field for bad values', function () {
     assert.match(errorOf('hosts:\n  web:\n    command: node a.js\n    run: ./a.js\n'), /^hosts\.web\.run: .*either run or command/);
-    assert.match(errorOf('hosts:\n  web:\n    command: python app.py\n'), /^hosts\.web\.command: .*only Node programs/);
     assert.match(errorOf('hosts:\n  web:\n    command: node a.js\n    egress: maybe\n'), /^hosts\.web\.egress: /);
     assert.match(errorOf('hosts:\n  web:\n    command: 42\n'), /^hosts\.web\.command: /);
     assert.match(errorOf('hosts:\n  web:\n    run: ./a.js\n    egress: none\n'), /^hosts\.web\.egress: .*only for a host with a command/);

@@ -150,6 +150,8 @@ hosts:
       await writeFile(join(dir, 'web.js'), 'export default () => {};\n');
       const good = ok('hosts:\n  web: ./web.js\n  fn: {run: ./gone.js, provider: lambda}\n', dir);
       assert.equal(checkRunFiles(good), null, 'a Lambda host\'s module is not on this machine');
+      const programs = ok('hosts:\n  web: ./web.js\n  kv: {command: redis-server --port 6379}\n  api: {command: node server.js}\n', dir);
+      assert.equal(checkRunFiles(programs), null, 'a command: host has no module to check');
       const e = checkRunFiles(ok('hosts:\n  web: ./web.js\n  api: {run: ./nope.js}\n', dir));
       assert.ok(e !== null);
       assert.equal(e.field, 'hosts.api.run');
