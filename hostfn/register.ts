@@ -10,12 +10,12 @@
 // - the link to the relay does not keep the process alive: when the program's own
 //   handles are gone, the host says `released` and the process exits as Node would.
 
+import { ActivityReporter } from './activity.js';
 import type { Socket } from 'node:net';
 import { createLogger, textSink } from './log.js';
 import { createNetstackBundle } from './netstack-bundle.js';
 import { installNodeHooks } from './node-hooks.js';
 import {
-  ACTIVITY_INTERVAL_MS,
   LAUNCH_ENV,
   isProtocolError,
   parseLaunch,
@@ -95,34 +95,9 @@ for (const s of relaySockets) s.unref();
 
 // ---- activity, drain, end ----
 
-let lastEstablished = -1;
-let lastListening = -1;
-let lastSent = 0;
-let lastBytes = -1;
-let lastTraffic = Date.now();
+const activity = new ActivityReporter((m) => link.sendControl(m));
 function reportActivity(): void {
-  const s = stack.socketStats();
-  const now = Date.now();
-  const bytes = s.bytesIn + s.bytesOut;
-  if (bytes !== lastBytes) {
-    lastBytes = bytes;
-    lastTraffic = now;
-  }
-  const listening = s.listening + s.udp;
-  if (s.established === lastEstablished && listening === lastListening && now - lastSent < ACTIVITY_INTERVAL_MS) return;
-  const sent = link.sendControl({
-    type: 'activity',
-    established: s.established,
-    listening,
-    bytesIn: s.bytesIn,
-    bytesOut: s.bytesOut,
-    idleMs: now - lastTraffic,
-  });
-  if (sent) {
-    lastEstablished = s.established;
-    lastListening = listening;
-    lastSent = now;
-  }
+  activity.update(stack.socketStats(), Date.now());
 }
 setInterval(reportActivity, POLL_MS).unref();
 

@@ -1,6 +1,7 @@
 // What runs inside a host function: join the relay, bring up a stack with the welcome's
 // address, run the application module, report activity, and end on drain or app exit.
 
+import { ActivityReporter } from './activity.js';
 import { IPERF3_PORT, startIperf3Server, type NetLike } from './iperf3-server.js';
 import { pathToFileURL } from 'node:url';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
@@ -97,12 +98,8 @@ export class HostRuntime {
   private pollTimer: NodeJS.Timeout | null = null;
   private drainTimer: NodeJS.Timeout | null = null;
   private appSettled = false;
-  private lastEstablished = -1;
-  private lastListening = -1;
   private drainReason = '';
-  private lastActivitySent = 0;
-  private lastBytes = -1;
-  private lastTraffic = Date.now();
+  private activity: ActivityReporter | null = null;
   private resolveExit!: (e: HostExit) => void;
   private readonly exit: Promise<HostExit>;
   private pendingDrain: { reason: string; graceMs: number } | null = null;
@@ -186,6 +183,7 @@ export class HostRuntime {
       return void this.finish(1, `join failed: ${link.message}`);
     }
     this.link = link;
+    this.activity = new ActivityReporter((m) => link.sendControl(m), this.options.activityIntervalMs ?? ACTIVITY_INTERVAL_MS);
     link.pauseReceive();
     const welcome = link.welcome;
     this.log.info('joined', { address: welcome.address, session: welcome.session, mtu: welcome.mtu });
@@ -305,34 +303,7 @@ export class HostRuntime {
     const link = this.link;
     if (!stack || !link || this.phase === 'done' || this.phase === 'starting') return;
     const s = stack.socketStats();
-    const now = Date.now();
-    const bytes = s.bytesIn + s.bytesOut;
-    if (bytes !== this.lastBytes) {
-      this.lastBytes = bytes;
-      this.lastTraffic = now;
-    }
-    const interval = this.options.activityIntervalMs ?? ACTIVITY_INTERVAL_MS;
-    const listening = s.listening + s.udp;
-    if (
-      s.established !== this.lastEstablished ||
-      listening !== this.lastListening ||
-      now - this.lastActivitySent >= interval
-    ) {
-      const sent = link.sendControl({
-        type: 'activity',
-        established: s.established,
-        // relay/protocol.ts: listening counts TCP listeners and bound UDP sockets.
-        listening,
-        bytesIn: s.bytesIn,
-        bytesOut: s.bytesOut,
-        idleMs: now - this.lastTraffic,
-      });
-      if (sent) {
-        this.lastEstablished = s.established;
-        this.lastListening = listening;
-        this.lastActivitySent = now;
-      }
-    }
+    this.activity?.update(s, Date.now());
     if (this.phase === 'running' && this.appSettled && s.established === 0 && s.listening === 0 && s.udp === 0) {
       void this.finish(0, 'app exited');
       return;
@@ -352,7 +323,7 @@ export class HostRuntime {
   /** Whether the host's stack has had a connection or carried payload bytes. */
   private carriedTraffic(stack: RuntimeStack): boolean {
     const s = stack.socketStats();
-    return this.lastEstablished > 0 || s.established > 0 || s.bytesIn + s.bytesOut > 0;
+    return (this.activity?.reportedEstablished ?? 0) > 0 || s.established > 0 || s.bytesIn + s.bytesOut > 0;
   }
 
   private async finish(code: number, reason: string, startFailed = false): Promise<void> {
