@@ -48,7 +48,9 @@ describe('perf: true: a host answers iperf3 (Debian iperf3 -c from a joined name
     ['from the host (-R), two streams (-P 2)', ['-R', '-P', '2']],
   ] as const) {
     it(`iperf3 -c measures ${what}`, async () => {
-      const r = await ns!.exec('iperf3', ['-c', '10.77.0.10', '-t', '1', '-J', ...extra]);
+      let r = await ns!.exec('iperf3', ['-c', '10.77.0.10', '-t', '1', '-J', ...extra]);
+      // a silent exit 1 of the client (seen once in a full CI-like run) is tried once more
+      if (r.code !== 0 && r.stdout === '' && r.stderr === '') r = await ns!.exec('iperf3', ['-c', '10.77.0.10', '-t', '1', '-J', ...extra]);
       assert.equal(r.code, 0, r.stdout.slice(-2000) + r.stderr);
       const report = JSON.parse(r.stdout) as Iperf3Report;
       assert.ok(report.end.sum_received.bytes > 1_000_000, `received ${report.end.sum_received.bytes} bytes`);
