@@ -8,12 +8,10 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Agent, LineProcess, interopBlocker, startJoin } from '../test/support/interop-netns.js';
 import { NetNs } from '../test/support/join-netns.js';
-import { LAUNCH_ENV, type Launch } from '../relay/protocol.js';
-import { REGISTER_PATH } from '../hostfn/program.js';
+import { appProcess, expressHost } from './express-host.js';
 import type { BenchRow } from './report.js';
 
 const GROUP = 'http';
-const APP = fileURLToPath(new URL('../../bench/apps/express-app.mjs', import.meta.url));
 const AUTOCANNON = fileURLToPath(new URL('../../node_modules/autocannon/autocannon.js', import.meta.url));
 const PROBE = fileURLToPath(new URL('../../bench/apps/latency-probe.mjs', import.meta.url));
 
@@ -57,14 +55,6 @@ async function probe(ns: NetNs, url: string, requests: number): Promise<Load> {
   return r;
 }
 
-function appProcess(ns: NetNs, env: Record<string, string>, register: boolean, what: string): LineProcess {
-  const argv = [process.execPath, ...(register ? ['--import', REGISTER_PATH] : []), APP];
-  const child = spawn('ip', ['netns', 'exec', ns.name, 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  return new LineProcess(child, what);
-}
-
 function rowsOf(name: string, load: Load, base: Load | undefined, unit: 'ms' | 'us'): BenchRow[] {
   return [
     { group: GROUP, name, metric: 'requests/s', value: load.rps, ...(base ? { ratio: load.rps / base.rps } : {}) },
@@ -90,17 +80,7 @@ export async function runHttpBench(opts: { quick: boolean }): Promise<BenchRow[]
     const tokens = r.tokens as Record<string, string>;
     const join = await startJoin(ns, ['--relay', String(r.url), '--token', tokens.laptop!, '--dev', 'imhttp0']);
     procs.push(join.proc);
-    const launch: Launch = {
-      host: 'web',
-      relay: String(r.url),
-      token: tokens.web!,
-      run: '',
-      program: { argv: ['node', APP], cwd: process.cwd(), egress: 'host' },
-      env: {},
-      idleMs: null,
-      mtu: 65535,
-    };
-    const host = appProcess(ns, { [LAUNCH_ENV]: JSON.stringify(launch), PORT: '3000' }, true, 'express as a host');
+    const host = expressHost(ns, String(r.url), tokens.web!);
     procs.push(host);
     const kernel = appProcess(ns, { PORT: '3001', LISTEN_HOST: '127.0.0.1' }, false, 'express on loopback');
     procs.push(kernel);

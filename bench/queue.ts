@@ -7,15 +7,12 @@
 
 import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Agent, LineProcess, interopBlocker, startJoin } from '../test/support/interop-netns.js';
 import { NetNs } from '../test/support/join-netns.js';
-import { LAUNCH_ENV, type Launch } from '../relay/protocol.js';
-import { REGISTER_PATH } from '../hostfn/program.js';
+import { appProcess, expressHost } from './express-host.js';
 import type { BenchRow } from './report.js';
 
 const GROUP = 'queue';
-const APP = fileURLToPath(new URL('../../bench/apps/express-app.mjs', import.meta.url));
 const CONNECTIONS = Number(process.env.IMACH_BENCH_QUEUE_CONNECTIONS ?? 400);
 const MIB = 1024 * 1024;
 /** the queue sizes measured, in MiB (8: the relay's default before this measurement) */
@@ -52,14 +49,6 @@ async function wrk(ns: NetNs, url: string, connections: number, secs: number): P
   return { rps: Number(rps), p50: pct('50'), p99: pct('99'), errors };
 }
 
-function appProcess(ns: NetNs, env: Record<string, string>, register: boolean, what: string): LineProcess {
-  const argv = [process.execPath, ...(register ? ['--import', REGISTER_PATH] : []), APP];
-  const child = spawn('ip', ['netns', 'exec', ns.name, 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  return new LineProcess(child, what);
-}
-
 async function stopAll(procs: LineProcess[]): Promise<void> {
   for (const p of procs.reverse()) {
     p.child.kill('SIGTERM');
@@ -77,17 +66,7 @@ async function throughRelay(ns: NetNs, queueBytes: number, secs: number): Promis
     const tokens = r.tokens as Record<string, string>;
     const join = await startJoin(ns, ['--relay', String(r.url), '--token', tokens.laptop!, '--dev', 'imq0']);
     procs.push(join.proc);
-    const launch: Launch = {
-      host: 'web',
-      relay: String(r.url),
-      token: tokens.web!,
-      run: '',
-      program: { argv: ['node', APP], cwd: process.cwd(), egress: 'host' },
-      env: {},
-      idleMs: null,
-      mtu: 65535,
-    };
-    const host = appProcess(ns, { [LAUNCH_ENV]: JSON.stringify(launch), PORT: '3000' }, true, 'express as a host');
+    const host = expressHost(ns, String(r.url), tokens.web!);
     procs.push(host);
     await host.waitFor((o) => o.text === 'ready', 'the host app ready', 30_000);
     const address = /address=(\d+\.\d+\.\d+\.\d+)/.exec(host.lines.map((o) => String(o.text)).join('\n') + host.stderr)?.[1];
